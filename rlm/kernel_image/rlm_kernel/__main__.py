@@ -1,0 +1,32 @@
+"""Start rlm's kernel: apply resource limits, then hand over to ipykernel.
+
+Limits come from the environment because the host decides them; they are applied here,
+before any user code exists, where the engine cannot enforce cgroup limits (rootless Podman
+on cgroups v1 hosts).
+"""
+
+import os
+import resource
+
+
+def _apply_rlimits() -> None:
+    address_space = os.environ.get("RLM_RLIMIT_AS")
+    if address_space:
+        limit = int(address_space)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    processes = os.environ.get("RLM_RLIMIT_NPROC")
+    if processes:
+        limit = int(processes)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+
+def main() -> None:
+    _apply_rlimits()
+    from ipykernel.kernelapp import IPKernelApp
+    from rlm_kernel.kernel import RLMKernel
+
+    IPKernelApp.launch_instance(kernel_class=RLMKernel)
+
+
+if __name__ == "__main__":
+    main()

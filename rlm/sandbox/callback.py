@@ -1,0 +1,153 @@
+"""Host side of the llm_query callback channel.
+
+The host binds a ZMQ ROUTER socket on ipc in the kernel's run directory. Every message is
+signed with a per-sandbox key by jupyter_client's Session, which also rejects replayed
+signatures; unsigned, forged or replayed messages are dropped and logged. Each request is
+served in its own task, so concurrent llm_query calls from kernel threads overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One prompt from the kernel. `batch_index` is set for llm_query_batched items."""
+
+    prompt: str
+    model: str | None = None
+    batch_index: int | None = None
+
+
+LLMHandler = Callable[[LLMRequest], Awaitable[str]]
+
+
+class CallbackServer:
+    """Serves llm_query / llm_query_batched requests from one kernel with `handler`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        handler: LLMHandler,
+        *,
+        request_timeout: float = 600.0,
+        batch_concurrency: int = 32,
+    ) -> None:
+        self.directory = directory
+        self.handler = handler
+        self.request_timeout = request_timeout
+        self.batch_concurrency = batch_concurrency
+        self.key = secrets.token_hex(32).encode()
+        self.rejected = 0
+        self._session = Session(key=self.key, signature_scheme="hmac-sha256", username="host")
+        self._context = zmq.asyncio.Context.instance()
+        self._socket: zmq.asyncio.Socket | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def endpoint(self) -> str:
+        return f"ipc://{self.directory / 'callback'}"
+
+    async def start(self) -> None:
+        socket = self._context.socket(zmq.ROUTER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.bind(self.endpoint)
+        # A rootful engine runs the kernel under the image's uid: it must be able to connect.
+        # Only that uid and ours can reach this directory.
+        (self.directory / "callback").chmod(0o666)
+        self._socket = socket
+        config = self.directory / "callback.json"
+        config.write_text(json.dumps({"endpoint": "callback", "key": self.key.decode()}))
+        config.chmod(0o644)
+        self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
+
+    async def _receive(self) -> None:
+        assert self._socket is not None
+        while True:
+            frames = await self._socket.recv_multipart(copy=False)
+            try:
+                identities, rest = self._session.feed_identities(frames, copy=False)
+                message = self._session.deserialize(rest, content=True, copy=False)
+            except Exception as exc:  # forged, unsigned, replayed or garbage: never served
+                self.rejected += 1
+                log.warning("rejected a callback message: %s", exc)
+                continue
+            task = asyncio.create_task(self._serve(identities, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, identities: list[Any], message: dict[str, Any]) -> None:
+        kind = message["header"]["msg_type"]
+        content = message["content"]
+        try:
+            if kind == "llm_query":
+                reply = {
+                    "status": "ok",
+                    "result": await self._ask(
+                        LLMRequest(str(content["prompt"]), content.get("model"))
+                    ),
+                }
+            elif kind == "llm_query_batched":
+                reply = {
+                    "status": "ok",
+                    "results": await self._ask_batch(
+                        list(content["prompts"]), content.get("model")
+                    ),
+                }
+            else:
+                reply = {"status": "error", "error": f"unknown request type {kind!r}"}
+        except Exception as exc:
+            reply = {"status": "error", "error": _describe(exc)}
+        if self._socket is not None and not self._socket.closed:
+            self._session.send(self._socket, "llm_reply", reply, parent=message, ident=identities)
+
+    async def _ask(self, request: LLMRequest) -> str:
+        try:
+            result = await asyncio.wait_for(self.handler(request), self.request_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no answer in {self.request_timeout:g} s") from None
+        return result if isinstance(result, str) else str(result)
+
+    async def _ask_batch(self, prompts: list[Any], model: str | None) -> list[dict[str, str]]:
+        limit = asyncio.Semaphore(self.batch_concurrency)
+
+        async def one(index: int, prompt: Any) -> dict[str, str]:
+            async with limit:
+                try:
+                    text = await self._ask(LLMRequest(str(prompt), model, index))
+                    return {"status": "ok", "result": text}
+                except Exception as exc:
+                    return {"status": "error", "error": _describe(exc)}
+
+        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._receiver, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._receiver = None
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,187 @@
+"""Finding and talking to the container engine (Podman or Docker) through the docker SDK.
+
+Search order: DOCKER_HOST, the rootless Podman socket, the rootful Podman socket, Docker's
+socket. If Podman is installed but none of those answers, start `podman system service`
+for this process and stop it at exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from rlm.errors import EngineNotFoundError, ImageNotFoundError
+from rlm.sandbox.rundir import base_dir, pid_alive
+
+log = logging.getLogger(__name__)
+
+SERVICE_START_TIMEOUT = 15.0
+PING_TIMEOUT = 5
+
+
+def _candidate_sockets() -> list[str]:
+    uid = os.getuid()
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{uid}"
+    candidates = [f"{runtime_dir}/podman/podman.sock"]
+    if uid == 0:
+        candidates.append("/run/podman/podman.sock")
+    candidates.append("/var/run/docker.sock")
+    return [f"unix://{path}" for path in candidates if Path(path).exists()]
+
+
+def _connect(url: str) -> docker.DockerClient | None:
+    try:
+        client = docker.DockerClient(base_url=url, timeout=120)
+        client.ping()
+        return client
+    except (docker.errors.DockerException, OSError) as exc:
+        log.debug("engine socket %s did not answer: %s", url, exc)
+        return None
+
+
+class PodmanService:
+    """A `podman system service` owned by this process, on a socket in our run base."""
+
+    def __init__(self) -> None:
+        self.socket_path = base_dir() / f"podman-{os.getpid()}.sock"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    def start(self) -> docker.DockerClient:
+        self.socket_path.unlink(missing_ok=True)
+        # A session of its own: Ctrl-C on our terminal must not kill the engine before
+        # we have removed our containers.
+        self._process = subprocess.Popen(
+            ["podman", "system", "service", "--time=0", self.url],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        (base_dir() / f"podman-{os.getpid()}.pid").write_text(str(self._process.pid))
+        atexit.register(self.stop)
+        deadline = time.monotonic() + SERVICE_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (
+                    self._process.stderr.read().decode(errors="replace")
+                    if self._process.stderr
+                    else ""
+                )
+                raise EngineNotFoundError(f"podman system service exited: {err.strip()}")
+            if self.socket_path.exists() and (client := _connect(self.url)):
+                return client
+            time.sleep(0.05)
+        self.stop()
+        raise EngineNotFoundError(
+            f"podman system service did not answer within {SERVICE_START_TIMEOUT:g} s"
+        )
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+        self._process = None
+        self.socket_path.unlink(missing_ok=True)
+        (base_dir() / f"podman-{os.getpid()}.pid").unlink(missing_ok=True)
+
+
+def sweep_podman_services() -> None:
+    """Stop podman services started by processes of ours that have died."""
+    for pidfile in base_dir().glob("podman-*.pid"):
+        owner = int(pidfile.stem.split("-", 1)[1])
+        if pid_alive(owner):
+            continue
+        try:
+            os.kill(int(pidfile.read_text()), 15)
+        except (OSError, ValueError):
+            pass
+        pidfile.unlink(missing_ok=True)
+        (base_dir() / f"podman-{owner}.sock").unlink(missing_ok=True)
+
+
+@dataclass
+class Engine:
+    """A connected engine and what it can enforce."""
+
+    client: docker.DockerClient
+    url: str
+    service: PodmanService | None = None
+
+    @cached_property
+    def _info(self) -> dict:
+        return self.client.info()
+
+    @cached_property
+    def is_podman(self) -> bool:
+        components = self.client.version().get("Components", [])
+        return any("podman" in c.get("Name", "").lower() for c in components)
+
+    @cached_property
+    def rootless(self) -> bool:
+        options = " ".join(self._info.get("SecurityOptions") or [])
+        return "rootless" in options or (self.is_podman and os.getuid() != 0)
+
+    @cached_property
+    def enforces_cgroup_limits(self) -> bool:
+        """False where rootless containers get no cgroup limits (cgroups v1 hosts)."""
+        return not (self.rootless and str(self._info.get("CgroupVersion", "2")) == "1")
+
+    def require_image(self, image: str) -> dict[str, str]:
+        """Return the image's labels, or explain how to build it."""
+        try:
+            return self.client.images.get(image).labels or {}
+        except docker.errors.ImageNotFound:
+            raise ImageNotFoundError(
+                f"kernel image {image} not found: build it with `make image` "
+                "(offline hosts: `make base-image image BASE_IMAGE=localhost/rlm-base:bookworm`)"
+            ) from None
+
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_engine() -> Engine:
+    """The process-wide engine connection, found (or started) on first use."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = _discover()
+        return _engine
+
+
+def _discover() -> Engine:
+    if url := os.environ.get("DOCKER_HOST"):
+        client = _connect(url)
+        if client is None:
+            raise EngineNotFoundError(f"DOCKER_HOST={url} does not answer")
+        return Engine(client, url)
+    for url in _candidate_sockets():
+        if client := _connect(url):
+            return Engine(client, url)
+    if shutil.which("podman"):
+        sweep_podman_services()
+        service = PodmanService()
+        return Engine(service.start(), service.url, service)
+    raise EngineNotFoundError(
+        "no container engine found: install Podman (apt-get install podman runc uidmap) "
+        "or Docker, or set DOCKER_HOST"
+    )

@@ -1,0 +1,32 @@
+"""Resource limits and defaults of a sandbox, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MiB = 1024**2
+GiB = 1024**3
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one sandboxed kernel may use.
+
+    memory_bytes=None sizes memory to the context: at least 2 GiB, and room for three
+    copies of the context (the string itself plus what slicing and searching create).
+    """
+
+    memory_bytes: int | None = None
+    pids: int = 256
+    cpus: float = 1.0
+    tmpfs_bytes: int = 256 * MiB
+    output_chars: int = 100_000
+    execute_timeout: float = 300.0
+    callback_timeout: float = 600.0
+    start_timeout: float = 60.0
+    interrupt_grace: float = 5.0
+
+    def memory_for(self, context_bytes: int) -> int:
+        if self.memory_bytes is not None:
+            return self.memory_bytes
+        return max(2 * GiB, 3 * context_bytes + 512 * MiB)

@@ -1,0 +1,364 @@
+"""Kernel provisioners: how jupyter_client starts rlm's kernel.
+
+`ContainerProvisioner` runs the kernel in a locked-down container; `LocalProvisioner`
+(development only, no isolation) runs it as a plain subprocess. Both are registered under
+the `jupyter_client.kernel_provisioners` entry point, so rlm's own Sandbox, Jupyter servers
+and any `KernelManager` start our kernel through the same code.
+
+Both put the kernel's ipc sockets in a fresh run directory:
+
+    <run dir>/            host only: owner marker, context written by the Sandbox
+    <run dir>/k/          shared with the kernel (mounted at /run/rlm in the container):
+                          ipc sockets, connection file, callback.json, callback socket
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from docker.types import Ulimit
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner as JupyterLocalProvisioner
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Float, HasTraits, Integer, Unicode
+
+from rlm.errors import ContextFileError, SandboxError
+from rlm.kernel_image import RUNTIME_DIR, runtime_hash
+from rlm.sandbox.engine import Engine, get_engine
+from rlm.sandbox.limits import MiB, SandboxLimits
+from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, SANDBOX_LABEL, RunDir, owner_id
+from rlm.sandbox.sweep import sweep_once
+
+log = logging.getLogger(__name__)
+
+CONTAINER_RUN_DIR = "/run/rlm"
+CONTAINER_CONTEXT_DIR = "/run/rlm-context"
+IMAGE_USER = "1000:1000"
+_DEFAULTS = SandboxLimits()
+_warned_rlimit_fallback = False
+
+
+class RunDirProvisioning(HasTraits):
+    """What both provisioners share: the run directory, ipc transport and kernel env.
+
+    Mixed into a KernelProvisionerBase subclass: `self.parent` is the KernelManager.
+    """
+
+    run_dir = Unicode("", config=True, help="Run directory to use; empty: create and own one.")
+    context_file = Unicode("", config=True, help="File holding CONTEXT (read-only to the kernel).")
+    context_format = Unicode("text", config=True, help="'text' (a str) or 'json'.")
+    output_limit = Integer(_DEFAULTS.output_chars, config=True, help="Output chars per execute.")
+    callback_timeout = Float(_DEFAULTS.callback_timeout, config=True)
+
+    _owned_run_dir: RunDir | None = None
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir)
+
+    @property
+    def shared_path(self) -> Path:
+        """The part of the run directory the kernel sees."""
+        return self.run_path / "k"
+
+    def prepare_run_dir(self) -> None:
+        if not self.run_dir:
+            self._owned_run_dir = RunDir.create()
+            self.run_dir = str(self._owned_run_dir.path)
+        self.shared_path.mkdir(mode=0o700, exist_ok=True)
+        if self.context_file and not os.access(self.context_file, os.R_OK):
+            raise ContextFileError(f"cannot read context file {self.context_file}")
+        km = self.parent
+        km.transport = "ipc"
+        km.ip = str(self.shared_path / "kernel-ipc")
+        km.connection_file = str(self.shared_path / "kernel.json")
+
+    def kernel_env(self, kernel_dir: str, context_path: str | None) -> dict[str, str]:
+        env = {
+            "RLM_OUTPUT_LIMIT": str(self.output_limit),
+            "RLM_CALLBACK_TIMEOUT": str(self.callback_timeout),
+        }
+        if (self.shared_path / "callback.json").exists():
+            env["RLM_CALLBACK_FILE"] = f"{kernel_dir}/callback.json"
+        if context_path:
+            env["RLM_CONTEXT_FILE"] = context_path
+            env["RLM_CONTEXT_FORMAT"] = self.context_format
+        return env
+
+    def remove_socket_files(self) -> None:
+        for path in self.shared_path.glob("kernel-ipc-*"):
+            path.unlink(missing_ok=True)
+
+    def release_run_dir(self) -> None:
+        if self._owned_run_dir is not None:
+            self._owned_run_dir.remove()
+            self._owned_run_dir = None
+            self.run_dir = ""
+
+
+class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: ignore[misc]
+    """Runs the kernel in a rootless-friendly, network-less, read-only container.
+
+    The container has no network, no capabilities, a read-only root with a small tmpfs
+    /tmp, a non-root user, no-new-privileges, pid/memory/CPU limits (rlimits where the
+    engine cannot enforce cgroup limits) and an init process. jupyter_client reaches the
+    kernel through ipc sockets in the bind-mounted run directory: no ports.
+    """
+
+    image = Unicode("", config=True, help="Kernel image; default localhost/rlm-kernel:<version>.")
+    memory_bytes = Integer(0, config=True, help="Memory limit; 0 sizes it to the context.")
+    pids_limit = Integer(_DEFAULTS.pids, config=True)
+    cpus = Float(_DEFAULTS.cpus, config=True)
+    tmpfs_bytes = Integer(_DEFAULTS.tmpfs_bytes, config=True)
+
+    container: Any = None
+    engine: Engine | None = None
+
+    @property
+    def has_process(self) -> bool:
+        return self.container is not None
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        self.prepare_run_dir()
+        km = self.parent
+        km.write_connection_file()
+        self.connection_info = km.get_connection_info()
+        self._write_container_connection_file()
+        # Not km.format_kernel_cmd(): it swaps "python" for the host's interpreter path.
+        container_file = f"{CONTAINER_RUN_DIR}/kernel.container.json"
+        cmd = [
+            arg.replace("{connection_file}", container_file) for arg in self.kernel_spec.argv
+        ] + list(kwargs.pop("extra_arguments", []))
+        return await super().pre_launch(cmd=cmd, **kwargs)
+
+    def _write_container_connection_file(self) -> None:
+        info = dict(self.connection_info)
+        info["ip"] = f"{CONTAINER_RUN_DIR}/kernel-ipc"
+        info["key"] = info["key"].decode() if isinstance(info["key"], bytes) else info["key"]
+        info.pop("kernel_name", None)
+        path = self.shared_path / "kernel.container.json"
+        path.write_text(json.dumps(info))
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        self.engine = engine = await asyncio.to_thread(get_engine)
+        await asyncio.to_thread(sweep_once, engine)
+        image = self.image or default_image()
+        await asyncio.to_thread(_check_image, engine, image)
+        options = self._container_options(engine, cmd, kwargs.get("env", {}))
+        try:
+            self.container = await asyncio.to_thread(engine.client.containers.run, image, **options)
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"could not start the kernel container: {exc}") from exc
+        return self.connection_info
+
+    def _container_options(
+        self, engine: Engine, cmd: list[str], launch_env: dict[str, str]
+    ) -> dict[str, Any]:
+        volumes = {str(self.shared_path): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}}
+        context_path = None
+        if self.context_file:
+            name = Path(self.context_file).name
+            context_path = f"{CONTAINER_CONTEXT_DIR}/{name}"
+            volumes[str(Path(self.context_file).resolve())] = {"bind": context_path, "mode": "ro"}
+        # Only our variables and the kernelspec's reach the kernel: never the host's
+        # environment, which holds API keys.
+        env = {k: v for k, v in launch_env.items() if k in (self.kernel_spec.env or {})}
+        env.update(self.kernel_env(CONTAINER_RUN_DIR, context_path))
+        memory = self.memory_bytes or SandboxLimits().memory_for(self._context_size())
+        options: dict[str, Any] = {
+            "command": cmd,
+            "detach": True,
+            "network_mode": "none",
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_bytes // MiB}m,mode=1777"},
+            "init": True,
+            "volumes": volumes,
+            "environment": env,
+            "labels": {
+                SANDBOX_LABEL: "1",
+                OWNER_LABEL: owner_id(),
+                RUN_DIR_LABEL: self.run_dir,
+                "rlm.kernel-id": self.kernel_id or "",
+            },
+        }
+        if os.getuid() == 0:
+            # Rootful engine: run as the image's unprivileged user, which must reach the
+            # socket directory (its parent stays private to root).
+            os.chown(self.shared_path, 1000, 1000)
+            options["user"] = IMAGE_USER
+        else:
+            options["user"] = f"{os.getuid()}:{os.getgid()}"
+            if engine.is_podman:
+                # Socket files must belong to our own uid, not a subordinate one.
+                options["userns_mode"] = "keep-id"
+        if engine.enforces_cgroup_limits:
+            options.update(
+                mem_limit=memory,
+                memswap_limit=memory,
+                pids_limit=self.pids_limit,
+                nano_cpus=int(self.cpus * 1e9),
+            )
+        else:
+            _warn_rlimit_fallback(memory, self.pids_limit)
+            env["RLM_RLIMIT_AS"] = str(memory)
+            env["RLM_RLIMIT_NPROC"] = str(self.pids_limit)
+            options["ulimits"] = [Ulimit(name="nproc", soft=self.pids_limit, hard=self.pids_limit)]
+        return options
+
+    def _context_size(self) -> int:
+        return os.path.getsize(self.context_file) if self.context_file else 0
+
+    async def poll(self) -> int | None:
+        if self.container is None:
+            return 0
+        try:
+            await asyncio.to_thread(self.container.reload)
+        except docker.errors.NotFound:
+            return -1
+        state = self.container.attrs.get("State", {})
+        return None if state.get("Running") else int(state.get("ExitCode", -1))
+
+    async def exit_reason(self) -> str:
+        """Why the container stopped: its state and the last lines it printed."""
+        if self.container is None:
+            return "no container"
+        state = self.container.attrs.get("State", {})
+        code = state.get("ExitCode")
+        if state.get("OOMKilled") or code == 137:
+            memory = self.memory_bytes or SandboxLimits().memory_for(self._context_size())
+            return f"killed (exit {code}), most likely out of memory (limit {memory // MiB} MiB)"
+        try:
+            logs = await asyncio.to_thread(self.container.logs, tail=8)
+            tail = logs.decode(errors="replace").strip()
+        except docker.errors.DockerException:
+            tail = ""
+        return f"exited with code {code}" + (f"; its last output:\n{tail}" if tail else "")
+
+    async def wait(self) -> int | None:
+        while (status := await self.poll()) is None:
+            await asyncio.sleep(0.1)
+        return status
+
+    async def send_signal(self, signum: int) -> None:
+        if self.container is None or signum == 0:
+            return
+        try:
+            await asyncio.to_thread(self.container.kill, signal=int(signum))
+        except docker.errors.APIError as exc:
+            log.debug("signal %s to kernel container failed: %s", signum, exc)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
+        return min(recommended, 2.0)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        if self.container is not None:
+            try:
+                await asyncio.to_thread(self.container.remove, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.DockerException as exc:
+                log.warning("could not remove kernel container: %s", exc)
+            self.container = None
+        if restart:
+            self.remove_socket_files()
+        else:
+            self.release_run_dir()
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update(
+            container_id=self.container.id if self.container else None, run_dir=self.run_dir
+        )
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.run_dir = provisioner_info.get("run_dir", "")
+        container_id = provisioner_info.get("container_id")
+        if container_id:
+            self.engine = await asyncio.to_thread(get_engine)
+            self.container = await asyncio.to_thread(
+                self.engine.client.containers.get, container_id
+            )
+
+
+class LocalProvisioner(RunDirProvisioning, JupyterLocalProvisioner):  # type: ignore[misc]
+    """Runs rlm's kernel as a plain subprocess. NOT ISOLATED: for development only."""
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        self.prepare_run_dir()
+        log.warning("local runtime: model-written code runs on this host WITHOUT isolation")
+        kwargs = await super().pre_launch(**kwargs)
+        env = kwargs["env"]
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(RUNTIME_DIR), env.get("PYTHONPATH", "")) if p
+        )
+        env.update(self.kernel_env(str(self.shared_path), self.context_file or None))
+        return kwargs
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        if restart:
+            self.remove_socket_files()
+        else:
+            self.release_run_dir()
+
+
+def default_image() -> str:
+    from importlib.metadata import version
+
+    return os.environ.get("RLM_IMAGE") or f"localhost/rlm-kernel:{version('rlm')}"
+
+
+def kernel_argv() -> list[str]:
+    """The kernelspec argv; the container provisioner maps the connection file path."""
+    return ["python", "-m", "rlm_kernel", "-f", "{connection_file}"]
+
+
+def local_kernel_argv() -> list[str]:
+    return [sys.executable, "-m", "rlm_kernel", "-f", "{connection_file}"]
+
+
+_checked_images: set[str] = set()
+
+
+def _check_image(engine: Engine, image: str) -> None:
+    """Fail clearly on a missing image; warn once about one built from other runtime code."""
+    if image in _checked_images:
+        return
+    built_from = engine.require_image(image).get("rlm.runtime-hash")
+    if built_from not in (None, "unknown", runtime_hash()):
+        log.warning(
+            "kernel image %s was built from a different rlm kernel runtime: rebuild it "
+            "with `make image`",
+            image,
+        )
+    _checked_images.add(image)
+
+
+def _warn_rlimit_fallback(memory: int, pids: int) -> None:
+    global _warned_rlimit_fallback
+    if not _warned_rlimit_fallback:
+        _warned_rlimit_fallback = True
+        log.warning(
+            "this engine cannot enforce cgroup limits (rootless on a cgroups v1 host): "
+            "limiting the kernel with rlimits instead (address space %d MiB, %d processes)",
+            memory // MiB,
+            pids,
+        )

@@ -1,0 +1,353 @@
+"""Sandbox: one rlm kernel, with CONTEXT loaded, driven over the Jupyter protocol.
+
+    async with Sandbox("some long text", llm_handler=answer) as sandbox:
+        result = await sandbox.execute("print(len(CONTEXT))")
+
+The kernel runs in a container (runtime="container") or, for development only and without
+isolation, as a local subprocess (runtime="local"). Both start through jupyter_client's
+AsyncKernelManager and our provisioners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import logging
+import time
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from jupyter_client import AsyncKernelClient, AsyncKernelManager
+
+from rlm.errors import ContextFileError, KernelDiedError, SandboxError
+from rlm.sandbox.callback import CallbackServer, LLMHandler
+from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
+from rlm.sandbox.limits import SandboxLimits
+from rlm.sandbox.result import CappedText, ExecuteError, ExecuteResult, strip_ansi
+from rlm.sandbox.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+Context = str | list[Any] | dict[str, Any]
+LIVENESS_INTERVAL = 1.0
+
+
+class Sandbox:
+    def __init__(
+        self,
+        context: Context | None = None,
+        *,
+        context_file: str | Path | None = None,
+        llm_handler: LLMHandler | None = None,
+        runtime: str = "container",
+        image: str | None = None,
+        limits: SandboxLimits | None = None,
+        batch_concurrency: int = 32,
+    ) -> None:
+        if context is not None and context_file is not None:
+            raise ValueError("give either context or context_file, not both")
+        self.runtime = runtime
+        self.limits = limits or SandboxLimits()
+        self._context = context
+        self._context_file = Path(context_file) if context_file is not None else None
+        self._handler = llm_handler
+        self._image = image
+        self._batch_concurrency = batch_concurrency
+        self._run_dir: RunDir | None = None
+        self._callbacks: CallbackServer | None = None
+        self._manager: AsyncKernelManager | None = None
+        self._client: AsyncKernelClient | None = None
+        self._lock = asyncio.Lock()
+        self.closed = False
+
+    # --- life cycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> Sandbox:
+        """Start the kernel and wait until it answers; everything is released on failure."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def _start(self) -> None:
+        self._run_dir = run_dir = RunDir.create()
+        context_file, context_format = await asyncio.to_thread(self._materialize_context)
+        shared = run_dir.path / "k"
+        shared.mkdir(mode=0o700)
+        if self._handler is not None:
+            self._callbacks = CallbackServer(
+                shared,
+                self._handler,
+                request_timeout=self.limits.callback_timeout,
+                batch_concurrency=self._batch_concurrency,
+            )
+            await self._callbacks.start()
+        config: dict[str, Any] = {
+            "run_dir": str(run_dir.path),
+            "context_file": str(context_file) if context_file else "",
+            "context_format": context_format,
+            "output_limit": self.limits.output_chars,
+            "callback_timeout": self.limits.callback_timeout,
+        }
+        if self.runtime == "container":
+            config.update(
+                image=self._image or "",
+                memory_bytes=self.limits.memory_bytes or 0,
+                pids_limit=self.limits.pids,
+                cpus=self.limits.cpus,
+                tmpfs_bytes=self.limits.tmpfs_bytes,
+            )
+        spec = make_kernel_spec(self.runtime, config)
+        self._manager = AsyncKernelManager(
+            kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec)
+        )
+        await asyncio.wait_for(self._manager.start_kernel(), self.limits.start_timeout)
+        self._client = self._manager.client()
+        self._client.start_channels()
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        assert self._client is not None
+        try:
+            await self._client.wait_for_ready(timeout=self.limits.start_timeout)
+        except RuntimeError as exc:
+            reason = await self._death_reason()
+            raise KernelDiedError(f"the kernel did not start: {reason or exc}") from None
+
+    def _materialize_context(self) -> tuple[Path | None, str]:
+        """Put the context in a file the kernel can map: ours, or the user's after a check."""
+        assert self._run_dir is not None
+        if self._context_file is not None:
+            _check_utf8(self._context_file)
+            fmt = "json" if self._context_file.suffix == ".json" else "text"
+            return self._context_file, fmt
+        if self._context is None:
+            return None, "text"
+        if isinstance(self._context, str):
+            path, data = self._run_dir.path / "context.txt", self._context
+        elif isinstance(self._context, list | dict):
+            path, data = self._run_dir.path / "context.json", json.dumps(self._context)
+        else:
+            raise TypeError(
+                f"context must be a str, list or dict, not {type(self._context).__name__}"
+            )
+        path.write_text(data, encoding="utf-8", errors="surrogatepass")
+        path.chmod(0o644)
+        return path, "json" if path.suffix == ".json" else "text"
+
+    async def close(self) -> None:
+        """Remove the kernel, its container and run directory. Safe to call twice."""
+        if self.closed:
+            return
+        self.closed = True
+        # Shielded so that a cancelled caller (Ctrl-C, task cancellation) still cleans up.
+        await asyncio.shield(self._release())
+
+    async def _release(self) -> None:
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
+        if self._manager is not None:
+            try:
+                if self._manager.has_kernel:
+                    await asyncio.wait_for(self._manager.shutdown_kernel(now=True), 30)
+                else:
+                    await self._manager.cleanup_resources()
+            except Exception as exc:
+                log.warning("kernel shutdown failed: %s", exc)
+                provisioner = self._manager.provisioner
+                if provisioner is not None:
+                    await provisioner.cleanup(restart=False)
+            self._manager = None
+        if self._callbacks is not None:
+            await self._callbacks.close()
+            self._callbacks = None
+        if self._run_dir is not None:
+            self._run_dir.remove()
+            self._run_dir = None
+
+    # --- running code ------------------------------------------------------------------
+
+    @property
+    def callbacks_rejected(self) -> int:
+        """Callback messages dropped for a bad signature or a replay."""
+        return self._callbacks.rejected if self._callbacks else 0
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._run_dir.path if self._run_dir else None
+
+    @property
+    def container_id(self) -> str | None:
+        provisioner = self._manager.provisioner if self._manager else None
+        container = getattr(provisioner, "container", None)
+        return container.id if container is not None else None
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecuteResult:
+        """Run `code` in the kernel; never waits longer than `timeout` plus the interrupt grace."""
+        if self._client is None or self.closed:
+            raise SandboxError("the sandbox is not running")
+        async with self._lock:
+            return await self._execute(code, timeout or self.limits.execute_timeout)
+
+    async def _execute(self, code: str, timeout: float) -> ExecuteResult:
+        assert self._client is not None
+        started = time.perf_counter()
+        output = _Collector(self.limits.output_chars)
+        msg_id = self._client.execute(
+            code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False
+        )
+        deadline = started + timeout
+        outcome = await self._collect(msg_id, output, deadline)
+        if outcome == "timeout":
+            await self._manager.interrupt_kernel()  # type: ignore[union-attr]
+            outcome = await self._collect(
+                msg_id, output, time.perf_counter() + self.limits.interrupt_grace
+            )
+            output.result.timed_out = True
+            if outcome == "timeout":
+                await self._restart(output.result, f"it ignored the interrupt after {timeout:g} s")
+            elif output.result.error is not None:
+                output.result.error.value = (
+                    f"execution exceeded the {timeout:g} s timeout and was interrupted"
+                )
+        elif outcome == "died":
+            reason = await self._death_reason()
+            await self._restart(output.result, f"the kernel died ({reason})")
+        output.result.duration = time.perf_counter() - started
+        return output.finish()
+
+    async def _collect(self, msg_id: str, output: _Collector, deadline: float) -> str:
+        """Read until the reply and the idle status arrive: 'done', 'timeout' or 'died'."""
+        client = self._client
+        assert client is not None
+        idle = replied = False
+        while not (idle and replied):
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return "timeout"
+            wait = min(remaining, LIVENESS_INTERVAL)
+            if not idle:
+                try:
+                    msg = await client.get_iopub_msg(timeout=wait)
+                except Empty:
+                    if not await self._manager.is_alive():  # type: ignore[union-attr]
+                        return "died"
+                    continue
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    idle = output.add_iopub(msg)
+            else:
+                try:
+                    msg = await client.get_shell_msg(timeout=wait)
+                except Empty:
+                    if not await self._manager.is_alive():  # type: ignore[union-attr]
+                        return "died"
+                    continue
+                if msg["parent_header"].get("msg_id") == msg_id:
+                    output.add_reply(msg["content"])
+                    replied = True
+        return "done"
+
+    async def _restart(self, result: ExecuteResult, why: str) -> None:
+        assert self._manager is not None
+        log.warning("restarting the kernel: %s", why)
+        try:
+            await asyncio.wait_for(
+                self._manager.restart_kernel(now=True), self.limits.start_timeout
+            )
+            await self._wait_ready()
+        except (TimeoutError, Exception) as exc:
+            raise KernelDiedError(f"the kernel could not be restarted after {why}: {exc}") from exc
+        result.restarted = True
+        result.error = ExecuteError(
+            "KernelRestarted", f"{why}; the kernel was restarted and its variables are lost", ""
+        )
+
+    async def _death_reason(self) -> str:
+        provisioner = self._manager.provisioner if self._manager else None
+        if provisioner is None:
+            return ""
+        status = await provisioner.poll()
+        if hasattr(provisioner, "exit_reason"):
+            return await provisioner.exit_reason()
+        return f"exit status {status}"
+
+
+class _Collector:
+    """Accumulates one execute's messages into an ExecuteResult, within the output cap."""
+
+    def __init__(self, limit: int) -> None:
+        self.result = ExecuteResult()
+        self._stdout = CappedText(limit)
+        self._stderr = CappedText(limit)
+        self._results = CappedText(limit)
+
+    def add_iopub(self, msg: dict[str, Any]) -> bool:
+        """Take one iopub message; True when the kernel went idle."""
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            (self._stdout if content.get("name") == "stdout" else self._stderr).add(content["text"])
+        elif kind in ("execute_result", "display_data"):
+            text = content.get("data", {}).get("text/plain", "")
+            before = len(self._results.text)
+            self._results.add(text)
+            self.result.results.append(self._results.text[before:])
+        elif kind == "error":
+            self._set_error(content)
+        elif kind == "status":
+            return content.get("execution_state") == "idle"
+        return False
+
+    def add_reply(self, content: dict[str, Any]) -> None:
+        extra = content.get("rlm") or {}
+        self.result.final = extra.get("final")
+        self.result.dropped_chars += int(extra.get("output_dropped", 0))
+        self.result.restored_names = list(extra.get("restored", []))
+        if content.get("status") == "error" and self.result.error is None:
+            self._set_error(content)
+
+    def _set_error(self, content: dict[str, Any]) -> None:
+        self.result.error = ExecuteError(
+            content.get("ename", "Error"),
+            strip_ansi(content.get("evalue", "")),
+            strip_ansi("\n".join(content.get("traceback", []))),
+        )
+
+    def finish(self) -> ExecuteResult:
+        result = self.result
+        result.stdout, result.stderr = self._stdout.text, self._stderr.text
+        result.results = [r for r in result.results if r]
+        result.dropped_chars += self._stdout.dropped + self._stderr.dropped + self._results.dropped
+        return result
+
+
+def _check_utf8(path: Path) -> None:
+    """Fail early with a clear message on a missing or non-UTF-8 context file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(16 * 1024 * 1024):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    raise ContextFileError(
+                        f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
+                    ) from None
+                offset += len(chunk)
+            decoder.decode(b"", final=True)
+    except OSError as exc:
+        raise ContextFileError(f"cannot read context file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ContextFileError(f"{path} is not UTF-8 text (truncated at the end)") from None
