@@ -64,3 +64,7 @@ class MalformedResponseError(BackendError):
 
 class BackendTimeoutError(BackendError):
     """The endpoint did not answer in time."""
+
+
+class ClaudeCLINotFoundError(BackendError):
+    """The `claude` command-line tool is not installed or not on PATH."""

@@ -1,0 +1,1 @@
+"""Fakes shared by the test suites: model endpoints and the claude CLI."""
