@@ -8,7 +8,7 @@ import pytest
 
 from rlm.backends import AnthropicBackend
 from rlm.errors import AuthenticationError
-from tests.fakes.model_server import Reply
+from tests.fakes.model_server import Reply, last_user_text
 
 SONNET = "claude-sonnet-4-20250514"
 CACHED = {"type": "ephemeral"}
@@ -111,7 +111,7 @@ def test_sync_complete(make_sdk_backend, model_server):
 def test_usable_from_several_event_loops_and_concurrently(make_sdk_backend, model_server):
     # The SDK's pooled connections belong to one loop; the orchestrator may call from
     # a new loop per run (asyncio.run), from threads, and concurrently.
-    model_server.handler = lambda request: request["messages"][-1]["content"][0]["text"]
+    model_server.handler = last_user_text  # echo
     backend = make_sdk_backend("anthropic")
 
     async def ask(*texts: str) -> list[str]:

@@ -6,7 +6,7 @@ import pytest
 
 from rlm.backends import OpenAICompatibleBackend
 from rlm.errors import AuthenticationError
-from tests.fakes.model_server import Reply
+from tests.fakes.model_server import Reply, last_user_text
 
 
 async def test_text_usage_and_cost(make_sdk_backend, model_server):
@@ -83,11 +83,11 @@ async def test_missing_usage_leaves_tokens_and_cost_unknown(make_sdk_backend, mo
     assert completion.usage.cost_usd is None
 
 
-def test_sync_complete(make_sdk_backend, model_server):
-    model_server.push("sync answer")
+def test_sync_complete_with_a_scripted_model(make_sdk_backend, model_server):
+    model_server.handler = lambda request: f"you said {last_user_text(request)}"
     backend = make_sdk_backend("openai")
 
-    assert backend.complete([{"role": "user", "content": "q"}], "gpt-4o").text == "sync answer"
+    assert backend.complete([{"role": "user", "content": "q"}], "gpt-4o").text == "you said q"
 
 
 def test_openai_itself_needs_a_key():

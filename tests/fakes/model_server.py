@@ -9,8 +9,9 @@ Tests script what it answers and inspect what it received:
         assert server.requests[-1].json["system"][0]["cache_control"]
 
 Queued replies are used first, in order; then the handler, a callable
-``(request_json) -> str | Reply`` (e.g. a fake model writing code); with neither, the
-server answers 500 with ``x-should-retry: false`` so a test missing a script fails fast.
+``(request_json) -> str | Reply`` (e.g. a fake model writing code, reading the prompt
+with `last_user_text`); with neither, the server answers 500 with
+``x-should-retry: false`` so a test missing a script fails fast.
 """
 
 from __future__ import annotations
@@ -122,6 +123,16 @@ class FakeModelServer:
             text="fake model server: no reply scripted for this request",
             headers={"x-should-retry": "false"},
         )
+
+
+def last_user_text(request_json: Any) -> str:
+    """The newest user message of a request in either wire format, as plain text
+    (Anthropic requests may carry it as content blocks with cache markers)."""
+    user_turns = [m for m in request_json["messages"] if m["role"] == "user"]
+    content = user_turns[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content)
 
 
 def _as_reply(reply: str | Reply) -> Reply:
