@@ -8,6 +8,7 @@ for this process and stop it at exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -109,10 +110,8 @@ def sweep_podman_services() -> None:
         owner = int(pidfile.stem.split("-", 1)[1])
         if pid_alive(owner):
             continue
-        try:
+        with contextlib.suppress(OSError, ValueError):
             os.kill(int(pidfile.read_text()), 15)
-        except (OSError, ValueError):
-            pass
         pidfile.unlink(missing_ok=True)
         (base_dir() / f"podman-{owner}.sock").unlink(missing_ok=True)
 

@@ -1,0 +1,89 @@
+"""llm_query over the signed callback channel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import zmq
+import zmq.asyncio
+from jupyter_client.session import Session
+
+from rlm.sandbox.sandbox import Sandbox
+from tests.conftest import RecordingHandler
+
+pytestmark = pytest.mark.rootless
+
+
+async def test_llm_query_round_trip(sandbox: Sandbox, handler: RecordingHandler) -> None:
+    result = await sandbox.execute("print(llm_query('what is 6*7?', model='small'))")
+    assert result.stdout.strip() == "answer to what is 6*7?"
+    request = handler.calls[0][0]
+    assert (request.prompt, request.model) == ("what is 6*7?", "small")
+
+
+async def test_handler_error_becomes_an_exception(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("llm_query('fail now')")
+    assert result.error is not None
+    assert result.error.name == "LLMQueryError"
+    assert "model refused 'fail now'" in result.error.value
+
+
+async def test_batched_keeps_order_and_overlaps(runtime: str) -> None:
+    handler = RecordingHandler(delay=0.2)
+    async with Sandbox("x", llm_handler=handler, runtime=runtime) as box:
+        result = await box.execute(
+            "answers = llm_query_batched([f'q{i}' for i in range(8)] + ['fail 8'])\n"
+            "print(json.dumps(answers))"
+        )
+    answers = json.loads(result.stdout)
+    assert answers[:8] == [f"answer to q{i}" for i in range(8)]
+    assert answers[8].startswith("[llm_query failed:") and "model refused" in answers[8]
+    # Overlap, from the handler's own timestamps: every call started before the first ended.
+    first_end = min(end for _, _, end in handler.calls)
+    assert all(start < first_end for _, start, _ in handler.calls)
+    assert sorted(r.batch_index for r, _, _ in handler.calls) == list(range(8))
+
+
+async def test_threads_get_concurrent_service(runtime: str) -> None:
+    handler = RecordingHandler(delay=0.2)
+    async with Sandbox("x", llm_handler=handler, runtime=runtime) as box:
+        result = await box.execute(
+            "from concurrent.futures import ThreadPoolExecutor\n"
+            "with ThreadPoolExecutor(6) as pool:\n"
+            "    out = list(pool.map(llm_query, [f't{i}' for i in range(6)]))\n"
+            "print(json.dumps(out))"
+        )
+    assert json.loads(result.stdout) == [f"answer to t{i}" for i in range(6)]
+    first_end = min(end for _, _, end in handler.calls)
+    assert all(start < first_end for _, start, _ in handler.calls)
+
+
+async def test_forged_and_replayed_messages_are_rejected(
+    sandbox: Sandbox, handler: RecordingHandler
+) -> None:
+    assert sandbox.run_dir is not None
+    endpoint = f"ipc://{sandbox.run_dir / 'k' / 'callback'}"
+    # Async: the host's callback server runs in this test's event loop.
+    context = zmq.asyncio.Context.instance()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(endpoint)
+    try:
+        forger = Session(key=b"not-the-key", signature_scheme="hmac-sha256")
+        await socket.send_multipart(forger.serialize(forger.msg("llm_query", {"prompt": "forged"})))
+        await socket.send_multipart([b"<IDS|MSG>", b"", b"{}", b"{}", b"{}", b"{}"])  # unsigned
+        # A correctly signed message, sent twice: the copy is a replay.
+        key = json.loads((sandbox.run_dir / "k" / "callback.json").read_text())["key"]
+        genuine = Session(key=key.encode(), signature_scheme="hmac-sha256")
+        message = genuine.msg("llm_query", {"prompt": "genuine", "model": None})
+        frames = genuine.serialize(message)
+        await socket.send_multipart(frames)
+        assert await socket.poll(5000)
+        await socket.recv_multipart()
+        await socket.send_multipart(frames)
+        assert not await socket.poll(500)
+    finally:
+        socket.close()
+    assert [r.prompt for r, _, _ in handler.calls] == ["genuine"]
+    assert sandbox.callbacks_rejected == 3

@@ -1,0 +1,116 @@
+"""Running code: state, CONTEXT, output, errors, timeouts, FINAL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlm.sandbox.limits import SandboxLimits
+from rlm.sandbox.sandbox import Sandbox
+
+pytestmark = pytest.mark.rootless
+
+
+async def test_state_persists_across_executes(sandbox: Sandbox) -> None:
+    await sandbox.execute("counter = 41")
+    result = await sandbox.execute("counter += 1\ncounter")
+    assert result.ok
+    assert result.results == ["42"]
+
+
+async def test_output_and_errors_are_reported(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("import sys\nprint('out')\nprint('err', file=sys.stderr)\n1/0")
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+    assert result.error is not None
+    assert result.error.name == "ZeroDivisionError"
+    assert "division by zero" in result.error.value
+    assert "ZeroDivisionError" in result.error.traceback
+    assert "\x1b[" not in result.error.traceback
+    assert result.duration > 0
+
+
+async def test_context_and_preloaded_modules(sandbox: Sandbox) -> None:
+    result = await sandbox.execute(
+        "print(type(CONTEXT).__name__, len(CONTEXT), context is CONTEXT)\n"
+        "print(len(re.findall('beta', CONTEXT)), json.dumps([1]), math.sqrt(4))\n"
+        "print(collections.Counter('aab')['a'], list(itertools.islice('xyz', 2)))"
+    )
+    assert result.stdout.splitlines() == ["str 1700 True", "100 [1] 2.0", "2 ['x', 'y']"]
+
+
+async def test_json_context(runtime: str) -> None:
+    async with Sandbox(["first", "second"], runtime=runtime) as box:
+        result = await box.execute("print(type(CONTEXT).__name__, CONTEXT[1])")
+    assert result.stdout.strip() == "list second"
+    async with Sandbox({"a": [1, 2]}, runtime=runtime) as box:
+        result = await box.execute("print(json.dumps(CONTEXT))")
+    assert json.loads(result.stdout) == {"a": [1, 2]}
+
+
+async def test_large_context_loads_and_is_searchable(runtime: str) -> None:
+    needle = "The vault code is 7309-4418."
+    filler = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 1_800_000
+    half = len(filler) // 2
+    document = filler[:half] + needle + filler[half:]
+    assert len(document) > 100_000_000
+    async with Sandbox(document, runtime=runtime) as box:
+        result = await box.execute(
+            "print(len(CONTEXT))\nprint(re.search(r'vault code is ([\\d-]+)', CONTEXT).group(1))"
+        )
+    assert result.stdout.split() == [str(len(document)), "7309-4418"]
+
+
+async def test_reserved_names_are_restored(sandbox: Sandbox) -> None:
+    result = await sandbox.execute("llm_query = None\nCONTEXT = 'gone'")
+    assert sorted(result.restored_names) == ["CONTEXT", "llm_query"]
+    check = await sandbox.execute("print(callable(llm_query), len(CONTEXT))")
+    assert check.stdout.strip() == "True 1700"
+
+
+async def test_final_and_final_var(sandbox: Sandbox) -> None:
+    assert (await sandbox.execute("x = 1")).final is None
+    assert (await sandbox.execute("FINAL('forty-two')")).final == "forty-two"
+    assert (await sandbox.execute("answer = {'n': 42}\nFINAL_VAR('answer')")).final == "{'n': 42}"
+    missing = await sandbox.execute("FINAL_VAR('nope')")
+    assert missing.final is None
+    assert missing.error is not None and "nope" in missing.error.value
+    # A FINAL from an earlier execute does not linger.
+    assert (await sandbox.execute("y = 2")).final is None
+
+
+async def test_huge_print_is_capped(runtime: str) -> None:
+    limits = SandboxLimits(output_chars=10_000)
+    async with Sandbox("x", runtime=runtime, limits=limits) as box:
+        result = await box.execute("print('x' * 50_000_000)\nfor i in range(100_000): print(i)")
+        assert len(result.stdout) <= 10_000
+        assert result.truncated
+        assert result.dropped_chars > 50_000_000 - 10_000
+        # The kernel is fine afterwards and the cap is per execute.
+        assert (await box.execute("print('after')")).stdout == "after\n"
+
+
+async def test_infinite_loop_is_interrupted(sandbox: Sandbox) -> None:
+    await sandbox.execute("kept = 'state'")
+    result = await sandbox.execute("while True:\n    pass", timeout=1.0)
+    assert result.timed_out
+    assert not result.restarted
+    assert result.error is not None and "timeout" in result.error.value
+    assert (await sandbox.execute("print(kept)")).stdout.strip() == "state"
+
+
+async def test_code_ignoring_interrupts_gets_a_restart(runtime: str) -> None:
+    limits = SandboxLimits(interrupt_grace=1.0)
+    async with Sandbox("x", runtime=runtime, limits=limits) as box:
+        await box.execute("kept = 1")
+        result = await box.execute(
+            "import signal, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "while True:\n    time.sleep(0.05)",
+            timeout=1.0,
+        )
+        assert result.timed_out and result.restarted
+        assert result.error is not None and result.error.name == "KernelRestarted"
+        after = await box.execute("print('kept' in globals(), len(CONTEXT))")
+        assert after.stdout.strip() == "False 1"

@@ -1,0 +1,90 @@
+"""The container keeps model-written code away from the network, the host and resources."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlm.sandbox.limits import MiB, SandboxLimits
+from rlm.sandbox.sandbox import Sandbox
+
+pytestmark = [pytest.mark.container, pytest.mark.rootless]
+
+
+async def test_network_is_unreachable(container_sandbox: Sandbox) -> None:
+    result = await container_sandbox.execute(
+        "import socket\ns = socket.socket()\ns.settimeout(2)\ns.connect(('1.1.1.1', 80))"
+    )
+    assert result.error is not None
+    assert result.error.name in {"OSError", "TimeoutError", "ConnectionRefusedError"}
+    interfaces = await container_sandbox.execute(
+        "import os; print(sorted(os.listdir('/sys/class/net')))"
+    )
+    assert interfaces.stdout.strip() == "['lo']"
+
+
+async def test_root_filesystem_is_read_only(container_sandbox: Sandbox) -> None:
+    result = await container_sandbox.execute("open('/opt/evil', 'w').write('x')")
+    assert result.error is not None and result.error.name in {"OSError", "PermissionError"}
+    tmp = await container_sandbox.execute(
+        "open('/tmp/ok', 'w').write('fine'); print(open('/tmp/ok').read())"
+    )
+    assert tmp.ok and tmp.stdout.strip() == "fine"
+
+
+async def test_runs_as_non_root_without_capabilities(container_sandbox: Sandbox) -> None:
+    result = await container_sandbox.execute(
+        "import os\n"
+        "print(os.getuid())\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0])\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('NoNewPrivs')][0])"
+    )
+    uid, cap_eff, no_new_privs = result.stdout.split()
+    assert uid != "0"
+    assert int(cap_eff, 16) == 0
+    assert no_new_privs == "1"
+
+
+async def test_host_environment_does_not_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-secret-host-key")
+    async with Sandbox("x") as box:
+        result = await box.execute("import os; print(sorted(os.environ))")
+    assert "ANTHROPIC_API_KEY" not in result.stdout
+    assert result.ok
+
+
+async def test_fork_loop_hits_the_process_limit() -> None:
+    limits = SandboxLimits(pids=32)
+    async with Sandbox("x", limits=limits) as box:
+        result = await box.execute(
+            "import subprocess\n"
+            "procs = []\n"
+            "try:\n"
+            "    for _ in range(200):\n"
+            "        procs.append(subprocess.Popen(['sleep', '30']))\n"
+            "except (OSError, BlockingIOError) as exc:\n"
+            "    print('stopped after', len(procs), type(exc).__name__)\n"
+            "for p in procs:\n"
+            "    p.kill()",
+            timeout=60,
+        )
+        assert "stopped after" in result.stdout, result
+        started = int(result.stdout.split()[2])
+        assert started < 32
+        # The kernel survives and still answers.
+        assert (await box.execute("print('alive')")).stdout.strip() == "alive"
+
+
+async def test_memory_hog_is_stopped_and_reported() -> None:
+    limits = SandboxLimits(memory_bytes=512 * MiB)
+    async with Sandbox("x", limits=limits) as box:
+        await box.execute("keep = 'still here'")
+        result = await box.execute("hog = bytearray(2 * 1024**3)", timeout=60)
+        assert result.error is not None
+        if result.restarted:
+            # A cgroup limit: the kernel was killed, and we say so.
+            assert "out of memory" in result.error.value
+            assert (await box.execute("print(1 + 1)")).stdout.strip() == "2"
+        else:
+            # An address-space rlimit (rootless on cgroups v1): Python raises MemoryError.
+            assert result.error.name == "MemoryError"
+            assert (await box.execute("print(keep)")).stdout.strip() == "still here"

@@ -1,0 +1,113 @@
+"""Nothing is left behind: after close, after errors, after the owner is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rlm.errors import ContextFileError, ImageNotFoundError
+from rlm.sandbox.engine import get_engine
+from rlm.sandbox.rundir import OWNER_LABEL, base_dir
+from rlm.sandbox.sandbox import Sandbox
+
+pytestmark = [pytest.mark.container, pytest.mark.rootless]
+
+
+def our_containers() -> list[str]:
+    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    return [c.id for c in containers]
+
+
+async def test_close_removes_container_and_run_dir() -> None:
+    box = await Sandbox("x").start()
+    container_id, run_dir = box.container_id, box.run_dir
+    assert container_id in our_containers()
+    assert run_dir is not None and run_dir.exists()
+    await box.close()
+    await box.close()  # idempotent
+    assert container_id not in our_containers()
+    assert not run_dir.exists()
+
+
+async def test_exception_inside_the_block_cleans_up() -> None:
+    seen: dict[str, object] = {}
+    with pytest.raises(RuntimeError, match="boom"):
+        async with Sandbox("x") as box:
+            seen["id"], seen["dir"] = box.container_id, box.run_dir
+            raise RuntimeError("boom")
+    assert seen["id"] not in our_containers()
+    assert not Path(str(seen["dir"])).exists()
+
+
+def test_sigkilled_owner_is_swept_by_the_next_start(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from rlm.sandbox.sandbox import Sandbox
+
+        async def main():
+            box = await Sandbox("x").start()
+            print(box.container_id, box.run_dir, flush=True)
+            await asyncio.sleep(600)
+
+        asyncio.run(main())
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert child.stdout is not None
+        container_id, run_dir = child.stdout.readline().split()
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    assert container_id in our_containers()
+    # The next sandbox start, in a new process, sweeps what the dead one left.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import asyncio\nfrom rlm.sandbox.sandbox import Sandbox\n"
+            "async def m():\n    async with Sandbox('x'): pass\nasyncio.run(m())",
+        ],
+        check=True,
+        timeout=120,
+    )
+    assert container_id not in our_containers()
+    assert not Path(run_dir).exists()
+    assert not any(base_dir().glob(f"r{child.pid}-*"))
+
+
+async def test_missing_image_says_how_to_build_it() -> None:
+    with pytest.raises(ImageNotFoundError, match="make image"):
+        await Sandbox("x", image="localhost/rlm-kernel:does-not-exist").start()
+
+
+async def test_context_file_that_is_not_utf8(tmp_path: Path) -> None:
+    bad = tmp_path / "doc.txt"
+    bad.write_bytes(b"fine text \xff\xfe broken")
+    with pytest.raises(ContextFileError, match="not UTF-8"):
+        await Sandbox(context_file=bad).start()
+    with pytest.raises(ContextFileError, match="cannot read"):
+        await Sandbox(context_file=tmp_path / "missing.txt").start()
+
+
+async def test_context_file_is_mounted_read_only(tmp_path: Path) -> None:
+    document = tmp_path / "doc.txt"
+    document.write_text("a file context")
+    document.chmod(0o644)
+    tmp_path.chmod(0o755)
+    async with Sandbox(context_file=document) as box:
+        result = await box.execute(
+            "print(CONTEXT)\nimport os\nopen(os.environ['RLM_CONTEXT_FILE'], 'a').write('x')"
+        )
+    assert result.stdout.strip() == "a file context"
+    assert result.error is not None and result.error.name in {"OSError", "PermissionError"}
+    assert document.read_text() == "a file context"
