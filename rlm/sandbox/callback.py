@@ -1,8 +1,9 @@
 """Host side of the llm_query callback channel.
 
 The host binds a ZMQ ROUTER socket on ipc in the kernel's run directory. Every message is
-signed with a per-sandbox key by jupyter_client's Session, which also rejects replayed
-signatures; unsigned, forged or replayed messages are dropped and logged. Each request is
+signed with a per-sandbox key (wire.py); unsigned, forged or replayed messages are dropped
+and logged. jupyter_client's Session would do the signing too, but its headers and date
+parsing cost more than the rest of a round trip. Each request is
 served in its own task, so concurrent llm_query calls from kernel threads overlap.
 """
 
@@ -19,7 +20,8 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.session import Session
+
+from rlm.sandbox.wire import Signer
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class CallbackServer:
         self.batch_concurrency = batch_concurrency
         self.key = secrets.token_hex(32).encode()
         self.rejected = 0
-        self._session = Session(key=self.key, signature_scheme="hmac-sha256", username="host")
+        self._signer = Signer(self.key)
         self._context = zmq.asyncio.Context.instance()
         self._socket: zmq.asyncio.Socket | None = None
         self._receiver: asyncio.Task[None] | None = None
@@ -79,42 +81,33 @@ class CallbackServer:
     async def _receive(self) -> None:
         assert self._socket is not None
         while True:
-            frames = await self._socket.recv_multipart(copy=False)
+            frames = await self._socket.recv_multipart()
             try:
-                identities, rest = self._session.feed_identities(frames, copy=False)
-                message = self._session.deserialize(rest, content=True, copy=False)
+                message = self._signer.unpack(frames[1:])
             except Exception as exc:  # forged, unsigned, replayed or garbage: never served
                 self.rejected += 1
                 log.warning("rejected a callback message: %s", exc)
                 continue
-            task = asyncio.create_task(self._serve(identities, message))
+            task = asyncio.create_task(self._serve(frames[0], message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, identities: list[Any], message: dict[str, Any]) -> None:
-        kind = message["header"]["msg_type"]
-        content = message["content"]
+    async def _serve(self, identity: bytes, message: dict[str, Any]) -> None:
+        kind = message.get("type")
         try:
             if kind == "llm_query":
-                reply = {
-                    "status": "ok",
-                    "result": await self._ask(
-                        LLMRequest(str(content["prompt"]), content.get("model"))
-                    ),
-                }
+                request = LLMRequest(str(message["prompt"]), message.get("model"))
+                reply = {"status": "ok", "result": await self._ask(request)}
             elif kind == "llm_query_batched":
-                reply = {
-                    "status": "ok",
-                    "results": await self._ask_batch(
-                        list(content["prompts"]), content.get("model")
-                    ),
-                }
+                results = await self._ask_batch(list(message["prompts"]), message.get("model"))
+                reply = {"status": "ok", "results": results}
             else:
                 reply = {"status": "error", "error": f"unknown request type {kind!r}"}
         except Exception as exc:
             reply = {"status": "error", "error": _describe(exc)}
+        reply["re"] = message.get("id")
         if self._socket is not None and not self._socket.closed:
-            self._session.send(self._socket, "llm_reply", reply, parent=message, ident=identities)
+            await self._socket.send_multipart([identity, *self._signer.pack(reply)])
 
     async def _ask(self, request: LLMRequest) -> str:
         try:

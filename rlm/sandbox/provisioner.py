@@ -15,6 +15,7 @@ Both put the kernel's ipc sockets in a fresh run directory:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from docker.types import Ulimit
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner as JupyterLocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Float, HasTraits, Integer, Unicode
+from traitlets import Bool, Float, HasTraits, Integer, Unicode
 
 from rlm.errors import ContextFileError, SandboxError
 from rlm.kernel_image import RUNTIME_DIR, runtime_hash
@@ -57,6 +58,7 @@ class RunDirProvisioning(HasTraits):
     context_format = Unicode("text", config=True, help="'text' (a str) or 'json'.")
     output_limit = Integer(_DEFAULTS.output_chars, config=True, help="Output chars per execute.")
     callback_timeout = Float(_DEFAULTS.callback_timeout, config=True)
+    echo_input = Bool(True, config=True, help="Publish execute_input (front ends show it).")
 
     _owned_run_dir: RunDir | None = None
 
@@ -85,6 +87,7 @@ class RunDirProvisioning(HasTraits):
         env = {
             "RLM_OUTPUT_LIMIT": str(self.output_limit),
             "RLM_CALLBACK_TIMEOUT": str(self.callback_timeout),
+            "RLM_ECHO_INPUT": "1" if self.echo_input else "0",
         }
         if (self.shared_path / "callback.json").exists():
             env["RLM_CALLBACK_FILE"] = f"{kernel_dir}/callback.json"
@@ -154,7 +157,7 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         await asyncio.to_thread(_check_image, engine, image)
         options = self._container_options(engine, cmd, kwargs.get("env", {}))
         try:
-            self.container = await asyncio.to_thread(engine.client.containers.run, image, **options)
+            self.container = await asyncio.to_thread(_run_container, engine, image, options)
         except docker.errors.DockerException as exc:
             raise SandboxError(f"could not start the kernel container: {exc}") from exc
         return self.connection_info
@@ -211,6 +214,9 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         else:
             _warn_rlimit_fallback(memory, self.pids_limit)
             env["RLM_RLIMIT_AS"] = str(memory)
+            # An address-space limit counts reservations: glibc's per-thread malloc arenas
+            # (64 MiB each) alone put a 12-thread kernel near 512 MiB before any user code.
+            env["MALLOC_ARENA_MAX"] = "2"
             env["RLM_RLIMIT_NPROC"] = str(self.pids_limit)
             options["ulimits"] = [Ulimit(name="nproc", soft=self.pids_limit, hard=self.pids_limit)]
         return options
@@ -333,6 +339,33 @@ def kernel_argv() -> list[str]:
 
 def local_kernel_argv() -> list[str]:
     return [sys.executable, "-m", "rlm_kernel", "-f", "{connection_file}"]
+
+
+def _run_container(engine: Engine, image: str, options: dict[str, Any]) -> Any:
+    """`containers.run(image, **options)`, detached, honouring a Podman `userns_mode`.
+
+    docker-py refuses every userns_mode but "host", while Podman's Docker-compatible API
+    takes `keep-id` in HostConfig.UsernsMode: build the request with docker-py and set it there.
+    """
+    options = dict(options)
+    userns_mode = options.pop("userns_mode", None)
+    if not userns_mode:
+        return engine.client.containers.run(image, **options)
+    from docker.models.containers import _create_container_args
+
+    options.pop("detach", None)
+    create = _create_container_args(
+        {**options, "image": image, "detach": True, "version": engine.client.api._version}
+    )
+    create["host_config"]["UsernsMode"] = userns_mode
+    container_id = engine.client.api.create_container(**create)["Id"]
+    try:
+        engine.client.api.start(container_id)
+    except docker.errors.DockerException:
+        with contextlib.suppress(docker.errors.DockerException):
+            engine.client.api.remove_container(container_id, force=True)
+        raise
+    return engine.client.containers.get(container_id)
 
 
 _checked_images: set[str] = set()

@@ -99,6 +99,7 @@ class Sandbox:
             "context_format": context_format,
             "output_limit": self.limits.output_chars,
             "callback_timeout": self.limits.callback_timeout,
+            "echo_input": False,
         }
         if self.runtime == "container":
             config.update(

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import zmq
 import zmq.asyncio
-from jupyter_client.session import Session
 
+from rlm.kernel_image import RUNTIME_DIR
+from rlm.sandbox import wire
 from rlm.sandbox.sandbox import Sandbox
+from rlm.sandbox.wire import PROTOCOL, Signer
 from tests.conftest import RecordingHandler
 
 pytestmark = pytest.mark.rootless
@@ -65,25 +68,32 @@ async def test_forged_and_replayed_messages_are_rejected(
     assert sandbox.run_dir is not None
     endpoint = f"ipc://{sandbox.run_dir / 'k' / 'callback'}"
     # Async: the host's callback server runs in this test's event loop.
-    context = zmq.asyncio.Context.instance()
-    socket = context.socket(zmq.DEALER)
+    socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
     socket.connect(endpoint)
+    request = {"id": "1", "type": "llm_query", "prompt": "forged", "model": None}
     try:
-        forger = Session(key=b"not-the-key", signature_scheme="hmac-sha256")
-        await socket.send_multipart(forger.serialize(forger.msg("llm_query", {"prompt": "forged"})))
-        await socket.send_multipart([b"<IDS|MSG>", b"", b"{}", b"{}", b"{}", b"{}"])  # unsigned
+        await socket.send_multipart(Signer(b"not-the-key").pack(request))
+        await socket.send_multipart([PROTOCOL, b"", json.dumps(request).encode()])  # unsigned
+        await socket.send_multipart([b"garbage"])
         # A correctly signed message, sent twice: the copy is a replay.
         key = json.loads((sandbox.run_dir / "k" / "callback.json").read_text())["key"]
-        genuine = Session(key=key.encode(), signature_scheme="hmac-sha256")
-        message = genuine.msg("llm_query", {"prompt": "genuine", "model": None})
-        frames = genuine.serialize(message)
-        await socket.send_multipart(frames)
+        genuine = Signer(key.encode()).pack({**request, "prompt": "genuine"})
+        await socket.send_multipart(genuine)
         assert await socket.poll(5000)
-        await socket.recv_multipart()
-        await socket.send_multipart(frames)
+        reply = Signer(key.encode()).unpack(await socket.recv_multipart())
+        assert reply == {"status": "ok", "result": "answer to genuine", "re": "1"}
+        await socket.send_multipart(genuine)
         assert not await socket.poll(500)
     finally:
         socket.close()
     assert [r.prompt for r, _, _ in handler.calls] == ["genuine"]
-    assert sandbox.callbacks_rejected == 3
+    assert sandbox.callbacks_rejected == 4
+
+
+def test_kernel_and_host_share_one_wire_format() -> None:
+    """The kernel keeps its own copy of wire.py (it imports nothing of the host's)."""
+    host_copy = Path(wire.__file__).read_text()
+    kernel_copy = (RUNTIME_DIR / "rlm_kernel" / "wire.py").read_text()
+    strip = lambda text: text.split('"""', 2)[2]  # noqa: E731 - docstrings name each other
+    assert strip(host_copy) == strip(kernel_copy)

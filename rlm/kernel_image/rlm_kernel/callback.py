@@ -1,9 +1,8 @@
 """Kernel side of the llm_query callback channel.
 
-Each request is a Jupyter-style message signed with the sandbox's key (jupyter_client's
-Session does the HMAC and the replay check) sent over a ZMQ DEALER socket to the host's
-ROUTER. Each thread gets its own socket and Session, so user code calling llm_query from
-several threads is served concurrently by the host.
+Requests are signed messages (see wire.py) sent over a ZMQ DEALER socket to the host's
+ROUTER. Each thread gets its own socket, so user code calling llm_query from several
+threads is served concurrently by the host.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import time
 from typing import Any
 
 import zmq
-from jupyter_client.session import Session
+from rlm_kernel.wire import Signer
 
 
 class LLMQueryError(RuntimeError):
@@ -39,31 +38,32 @@ class CallbackClient:
         socket_path = os.path.join(os.path.dirname(os.path.abspath(path)), config["endpoint"])
         return cls(f"ipc://{socket_path}", config["key"].encode(), timeout)
 
-    def _channel(self) -> tuple[zmq.Socket, Session]:
+    def _channel(self) -> tuple[zmq.Socket, Signer]:
         channel = getattr(self._local, "channel", None)
         if channel is None:
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
             socket.connect(self._endpoint)
-            session = Session(key=self._key, signature_scheme="hmac-sha256", username="kernel")
-            channel = self._local.channel = (socket, session)
+            channel = self._local.channel = (socket, Signer(self._key))
         return channel
 
-    def call(self, msg_type: str, content: dict[str, Any]) -> dict[str, Any]:
+    def call(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
-        socket, session = self._channel()
-        request = session.send(socket, msg_type, content)
+        socket, signer = self._channel()
+        request_id = os.urandom(12).hex()
+        socket.send_multipart(signer.pack({"id": request_id, "type": kind, **body}))
         deadline = time.monotonic() + self._timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not socket.poll(remaining * 1000):
-                raise LLMQueryError(f"{msg_type}: no answer from the host in {self._timeout:g} s")
-            _, frames = session.feed_identities(socket.recv_multipart(copy=False), copy=False)
-            reply = session.deserialize(frames, content=True, copy=False)
+                raise LLMQueryError(f"{kind}: no answer from the host in {self._timeout:g} s")
+            try:
+                reply = signer.unpack(socket.recv_multipart())
+            except ValueError:
+                continue  # not from the host: ignore it
             # A reply to an earlier request that timed out: drop it and keep waiting.
-            if reply["parent_header"].get("msg_id") == request["header"]["msg_id"]:
+            if reply.get("re") == request_id:
                 break
-        body = reply["content"]
-        if body.get("status") != "ok":
-            raise LLMQueryError(body.get("error", "unknown error"))
-        return body
+        if reply.get("status") != "ok":
+            raise LLMQueryError(reply.get("error", "unknown error"))
+        return reply

@@ -14,7 +14,9 @@ class OutputCap:
     """Stops forwarding stdout/stderr after `limit` characters per execute.
 
     Capping here, before the text is published, keeps a runaway print from flooding the
-    ZMQ channel; the host caps again for data that bypasses sys.stdout (fd-level output).
+    ZMQ channel; the host caps again for anything that slips past. It also skips flushes
+    of streams nothing was written to: each flush is a round trip to ipykernel's IO
+    thread, and an execute flushes both streams twice.
     """
 
     def __init__(self, limit: int) -> None:
@@ -27,21 +29,31 @@ class OutputCap:
         self.dropped = 0
 
     def wrap(self, stream: Any) -> None:
-        original = stream.write
+        original_write, original_flush = stream.write, stream.flush
+        dirty = False
 
         def write(text: str) -> int:
+            nonlocal dirty
             room = self.limit - self.used
             if len(text) > room:
                 self.dropped += len(text) - max(room, 0)
-                if room <= 0:
-                    return len(text)
-                original(text[:room])
-                self.used = self.limit
+                if room > 0:
+                    dirty = True
+                    original_write(text[:room])
+                    self.used = self.limit
                 return len(text)
             self.used += len(text)
-            return original(text)
+            dirty = True
+            return original_write(text)
+
+        def flush(*args: Any) -> None:
+            nonlocal dirty
+            if dirty:
+                dirty = False
+                original_flush(*args)
 
         stream.write = write
+        stream.flush = flush
 
 
 class RLMKernel(IPythonKernel):
@@ -55,6 +67,15 @@ class RLMKernel(IPythonKernel):
         self.output_cap = OutputCap(int(os.environ.get("RLM_OUTPUT_LIMIT", "100000")))
         for stream in (sys.stdout, sys.stderr):
             self.output_cap.wrap(stream)
+        # ipykernel sleeps 0.5 ms per execute so output "makes it to the clients"; our host
+        # waits for the idle status, which follows all output on the same socket.
+        self._execute_sleep = 0.0
+        # rlm's own host never shows the code back; Jupyter front ends want it echoed.
+        self.echo_input = os.environ.get("RLM_ECHO_INPUT", "1") != "0"
+
+    def _publish_execute_input(self, code: str, parent: Any, execution_count: int) -> None:
+        if self.echo_input:
+            super()._publish_execute_input(code, parent, execution_count)
 
     async def do_execute(  # type: ignore[override]
         self,
