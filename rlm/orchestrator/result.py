@@ -1,0 +1,25 @@
+"""What a completion returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlm.orchestrator.stats import RLMStats
+
+
+@dataclass
+class RLMResult:
+    """The outcome of one completion.
+
+    `answer` is the final answer, or on failure the best partial answer ("" if none).
+    `history` has one dict per iteration of the root run: iteration, response,
+    code_blocks, outputs (one per executed block), sub_calls, final, model_time_s,
+    sandbox_time_s, usage. `error` says why `success` is False.
+    """
+
+    answer: str
+    stats: RLMStats
+    history: list[dict[str, Any]] = field(default_factory=list)
+    success: bool = True
+    error: str | None = None

@@ -1,0 +1,296 @@
+"""One RLM loop: a model writing code against CONTEXT in its own sandbox until FINAL.
+
+The root of a completion is a Run at depth 0. Its kernel's llm_query calls are sub-calls
+at depth 1; in general a sub-call from a run at depth d runs at depth d + 1 and is
+
+- a child Run (own sandbox, CONTEXT = the sub-prompt) while d + 1 < max_depth,
+- a plain model call when d + 1 == max_depth,
+- refused when d + 1 > max_depth (only possible with max_depth = 0).
+
+So max_depth=1 makes every llm_query a plain model call, and max_depth=2 gives the
+root's sub-calls child runs whose own sub-calls are plain calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rlm.errors import BackendError, RLMError
+from rlm.orchestrator import feedback, prompts
+from rlm.orchestrator.budget import BudgetExceeded
+from rlm.orchestrator.events import preview
+from rlm.orchestrator.parsing import parse_reply
+from rlm.orchestrator.tree import RunTree
+from rlm.sandbox import ExecuteResult, LLMRequest, Sandbox
+
+
+class ChildRunFailed(RLMError):
+    """A child run serving an llm_query ended without an answer."""
+
+
+@dataclass
+class Outcome:
+    answer: str
+    success: bool
+    error: str | None
+    history: list[dict[str, Any]]
+
+
+class Run:
+    def __init__(
+        self, tree: RunTree, *, depth: int, model: str, parent_id: str | None = None
+    ) -> None:
+        self.tree = tree
+        self.depth = depth
+        self.model = model
+        self.parent_id = parent_id
+        self.id = uuid.uuid4().hex[:12]
+        self.history: list[dict[str, Any]] = []
+        # The best answer so far if the run is stopped: a FINAL the budget overruled,
+        # else the last output the code printed.
+        self.partial = ""
+        # The history entry of the step in progress, where its sub-calls are recorded.
+        self._entry: dict[str, Any] = {}
+
+    async def solve(self, context: Any, query: str) -> Outcome:
+        """Run the loop to an outcome. Only cancellation escapes; the sandbox is released."""
+        _, kind, chars = prompts.describe_context(context)
+        settings = self.tree.settings
+        self._emit(
+            "start",
+            query=query,
+            model=self.model,
+            context_type=kind,
+            context_chars=chars,
+            max_iterations=settings.max_iterations,
+            max_depth=settings.max_depth,
+        )
+        sandbox: Sandbox | None = None
+        try:
+            sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
+            return await self._loop(sandbox, context, query)
+        except BudgetExceeded as exc:
+            return self.fail(str(exc), "budget", exc.budget)
+        except BackendError as exc:
+            return self.fail(f"the model call failed: {_describe(exc)}", "model")
+        except Exception as exc:
+            # Sandbox failures and anything unexpected end the run, never the caller.
+            return self.fail(f"the run failed: {_describe(exc)}", "internal")
+        finally:
+            if sandbox is not None:
+                await self.tree.sandboxes.release(sandbox, self.depth)
+
+    def fail(self, error: str, kind: str, budget: str | None = None) -> Outcome:
+        """End without success, keeping the best partial answer."""
+        self._emit(
+            "error",
+            iteration=len(self.history),
+            error=error,
+            kind=kind,
+            budget=budget,
+            partial_answer=self.partial,
+        )
+        return Outcome(self.partial, False, error, self.history)
+
+    # --- the loop --------------------------------------------------------------------
+
+    async def _loop(self, sandbox: Sandbox, context: Any, query: str) -> Outcome:
+        settings = self.tree.settings
+        system = prompts.system_prompt(
+            context, max_iterations=settings.max_iterations, compact=settings.compact_prompt
+        )
+        messages = [{"role": "user", "content": prompts.first_turn(query)}]
+        for iteration in range(1, settings.max_iterations + 1):
+            if self.depth == 0:
+                self.tree.stats.iterations += 1
+            answer = await self._step(
+                sandbox, system, messages, iteration, settings.max_iterations - iteration
+            )
+            if answer is not None:
+                return self._succeed(answer, iteration)
+        # One last call asks for the answer; it shares the last user turn so roles alternate.
+        messages[-1]["content"] += "\n\n" + prompts.last_chance_turn()
+        last = settings.max_iterations + 1
+        answer = await self._step(sandbox, system, messages, last, 0)
+        if answer is not None:
+            return self._succeed(answer, last)
+        return self.fail(
+            f"max_iterations={settings.max_iterations} reached without a final answer",
+            "max_iterations",
+            "max_iterations",
+        )
+
+    async def _step(
+        self,
+        sandbox: Sandbox,
+        system: str,
+        messages: list[dict[str, str]],
+        iteration: int,
+        replies_left: int,
+    ) -> str | None:
+        """One model reply and its code; returns the final answer if the reply gave one."""
+        completion = await self.tree.call_model(
+            messages, self.model, system=system, root=self.depth == 0
+        )
+        reply = parse_reply(completion.text)
+        usage = completion.usage
+        self._entry = {
+            "iteration": iteration,
+            "response": completion.text,
+            "code_blocks": reply.code_blocks,
+            "outputs": [],
+            "sub_calls": [],
+            "final": None,
+            "model_time_s": completion.latency_s,
+            "sandbox_time_s": 0.0,
+            "usage": asdict(usage),
+        }
+        self.history.append(self._entry)
+        self._emit(
+            "model_response",
+            iteration=iteration,
+            text=completion.text,
+            code_blocks=reply.code_blocks,
+            model=self.model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cost_usd=usage.cost_usd,
+            latency_s=completion.latency_s,
+        )
+        messages.append({"role": "assistant", "content": completion.text})
+        if reply.final is not None and reply.final.kind == "answer":
+            return reply.final.value
+        if reply.final is not None:
+            blocks = [f"FINAL_VAR({reply.final.value!r})"]
+        elif reply.code_blocks:
+            blocks = reply.code_blocks
+        else:
+            messages.append({"role": "user", "content": prompts.no_code_turn(replies_left)})
+            return None
+
+        outputs, answer = await self._run_blocks(sandbox, blocks, iteration)
+        if self.tree.budget.exceeded is not None:
+            # A limit was hit while the code ran: even a FINAL reached now is partial.
+            self.partial = answer if answer is not None else self.partial
+            raise self.tree.budget.exceeded
+        if answer is None:
+            messages.append(
+                {"role": "user", "content": prompts.feedback_turn(outputs, replies_left)}
+            )
+        return answer
+
+    async def _run_blocks(
+        self, sandbox: Sandbox, blocks: list[str], iteration: int
+    ) -> tuple[list[str], str | None]:
+        """Execute blocks in order until one finishes the run or fails."""
+        limit = max(self.tree.settings.max_output_chars // len(blocks), 1000)
+        outputs: list[str] = []
+        for index, code in enumerate(blocks, 1):
+            result = await sandbox.execute(code)
+            self._record_execute(iteration, index, code, result)
+            outputs.append(feedback.block_output(index, result, limit))
+            if result.final is not None:
+                return outputs, result.final
+            if result.error is not None and index < len(blocks):
+                # Later blocks usually build on this one; running them would only pile
+                # up follow-on errors (or spend sub-calls on bad data).
+                skipped = (
+                    f"block {index + 1} was"
+                    if index + 1 == len(blocks)
+                    else f"blocks {index + 1} to {len(blocks)} were"
+                )
+                outputs.append(f"[{skipped} not run because block {index} failed]")
+                break
+        return outputs, None
+
+    def _record_execute(self, iteration: int, index: int, code: str, result: ExecuteResult) -> None:
+        self.tree.stats.sandbox_time_s += result.duration
+        self._entry["sandbox_time_s"] += result.duration
+        printed = "\n".join(filter(None, [result.stdout.strip(), *result.results]))
+        if printed:
+            self.partial = printed
+        error = asdict(result.error) if result.error is not None else None
+        record = {
+            "block": index,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "results": result.results,
+            "error": error,
+            "final": result.final,
+            "duration_s": result.duration,
+            "dropped_chars": result.dropped_chars,
+            "timed_out": result.timed_out,
+            "restarted": result.restarted,
+        }
+        self._entry["outputs"].append(record)
+        self._emit("execute", iteration=iteration, code=code, **record)
+
+    def _succeed(self, answer: str, iteration: int) -> Outcome:
+        self.history[-1]["final"] = answer
+        self._emit("final", iteration=iteration, answer=answer)
+        return Outcome(answer, True, None, self.history)
+
+    # --- sub-calls -------------------------------------------------------------------
+
+    async def _sub_call(self, request: LLMRequest) -> str:
+        """The sandbox's llm_handler: serve one llm_query from this run's code."""
+        settings = self.tree.settings
+        depth = self.depth + 1
+        model = request.model or settings.recursive_model
+        kind = "rlm" if depth < settings.max_depth else "model"
+        entry, iteration = self._entry, len(self.history)
+        started = time.monotonic()
+        answer, error, child_id, usage = "", None, None, None
+        try:
+            if depth > settings.max_depth:
+                raise RuntimeError("llm_query is disabled (max_depth=0)")
+            self.tree.budget.start_sub_call()
+            self.tree.stats.add_sub_call(depth, child_run=kind == "rlm")
+            if kind == "rlm":
+                async with self.tree.child_slot(depth):
+                    child = Run(self.tree, depth=depth, model=model, parent_id=self.id)
+                    child_id = child.id
+                    outcome = await child.solve(request.prompt, prompts.CHILD_QUERY)
+                if not outcome.success:
+                    raise ChildRunFailed(f"the child run failed: {outcome.error}")
+                answer = outcome.answer
+            else:
+                messages = [{"role": "user", "content": request.prompt}]
+                completion = await self.tree.call_model(messages, model, system=None, root=False)
+                answer, usage = completion.text, asdict(completion.usage)
+            return answer
+        except BaseException as exc:
+            error = "cancelled" if isinstance(exc, asyncio.CancelledError) else _describe(exc)
+            raise
+        finally:
+            record = {
+                "kind": kind,
+                "model": model,
+                "sub_depth": depth,
+                "batch_index": request.batch_index,
+                "prompt_preview": preview(request.prompt),
+                "prompt_chars": len(request.prompt),
+                "answer_preview": preview(answer),
+                "answer_chars": len(answer),
+                "error": error,
+                "duration_s": time.monotonic() - started,
+                "child_run_id": child_id,
+                "usage": usage,
+            }
+            entry["sub_calls"].append(record)
+            self._emit("sub_call", iteration=iteration, **record)
+
+    def _emit(self, event_type: str, /, **fields: Any) -> None:
+        self.tree.emit(
+            event_type, run_id=self.id, parent_id=self.parent_id, depth=self.depth, **fields
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

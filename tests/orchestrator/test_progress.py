@@ -1,0 +1,37 @@
+"""verbose=True renders the run on stderr."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlm import RLM
+from rlm.backends import Message, ScriptedBackend
+from tests.orchestrator.helpers import is_sub_prompt, repl
+
+
+async def test_verbose_prints_iterations_code_outputs_and_cost(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def model(messages: list[Message], model: str) -> str:
+        if is_sub_prompt(messages):
+            return "[sub] answer"
+        if len(messages) == 1:
+            return repl("print('x' * 5000)\nnote = llm_query('hi')")
+        return repl("FINAL(note)")
+
+    rlm = RLM(ScriptedBackend(model, cost_per_call=0.5), runtime="local", max_depth=1, verbose=True)
+    result = await rlm.acompletion("ctx", "What now?")
+    assert result.success
+    err = capsys.readouterr().err
+    for expected in (
+        "RLM run",
+        "What now?",
+        "iteration 1",
+        "print('x' * 5000)",
+        "(5,000 chars)",  # a long output is shortened
+        "1 sub-calls so far",
+        "total cost $1.0000",  # running cost, sub-call included
+        "final answer: [sub] answer",
+        "done in",
+    ):
+        assert expected in err
