@@ -125,23 +125,29 @@ class Engine:
     service: PodmanService | None = None
 
     @cached_property
-    def _info(self) -> dict:
-        return self.client.info()
-
-    @cached_property
     def is_podman(self) -> bool:
-        components = self.client.version().get("Components", [])
-        return any("podman" in c.get("Name", "").lower() for c in components)
+        # Podman's ping names its API; `version` and `info` take 0.3-0.6 s each.
+        ping = self.client.api.get(f"{self.client.api.base_url}/_ping", timeout=PING_TIMEOUT)
+        return "Libpod-Api-Version" in ping.headers
+
+    @property
+    def is_local(self) -> bool:
+        return self.url.startswith("unix://")
 
     @cached_property
     def rootless(self) -> bool:
-        options = " ".join(self._info.get("SecurityOptions") or [])
-        return "rootless" in options or (self.is_podman and os.getuid() != 0)
+        if self.is_podman and self.is_local:
+            return os.getuid() != 0
+        return "rootless" in " ".join(self.client.info().get("SecurityOptions") or [])
 
     @cached_property
     def enforces_cgroup_limits(self) -> bool:
-        """False where rootless containers get no cgroup limits (cgroups v1 hosts)."""
-        return not (self.rootless and str(self._info.get("CgroupVersion", "2")) == "1")
+        """False where rootless containers get no cgroup limits (cgroups v1 or no delegation)."""
+        if not self.rootless:
+            return True
+        if self.is_local:
+            return _cgroup_limits_delegated()
+        return str(self.client.info().get("CgroupVersion", "2")) == "2"
 
     def require_image(self, image: str) -> dict[str, str]:
         """Return the image's labels, or explain how to build it."""
@@ -152,6 +158,19 @@ class Engine:
                 f"kernel image {image} not found: build it with `make image` "
                 "(offline hosts: `make base-image image BASE_IMAGE=localhost/rlm-base:bookworm`)"
             ) from None
+
+
+def _cgroup_limits_delegated() -> bool:
+    """Whether this host gives our user's containers memory and pids cgroup controllers."""
+    root = Path("/sys/fs/cgroup")
+    if not (root / "cgroup.controllers").exists():
+        return False  # cgroups v1 or hybrid: nothing is delegated to rootless users
+    uid = os.getuid()
+    delegated = root / f"user.slice/user-{uid}.slice/user@{uid}.service/cgroup.controllers"
+    try:
+        return {"memory", "pids"} <= set(delegated.read_text().split())
+    except OSError:
+        return False
 
 
 _engine: Engine | None = None

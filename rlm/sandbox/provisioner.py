@@ -264,7 +264,8 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
             log.debug("signal %s to kernel container failed: %s", signum, exc)
 
     async def kill(self, restart: bool = False) -> None:
-        await self.send_signal(signal.SIGKILL)
+        # Removing with force kills too, in one engine call instead of kill, poll, remove.
+        await self._remove_container()
 
     async def terminate(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGTERM)
@@ -272,15 +273,20 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return min(recommended, 2.0)
 
+    async def _remove_container(self) -> None:
+        if self.container is None:
+            return
+        try:
+            await asyncio.to_thread(self.container.remove, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException as exc:
+            log.warning("could not remove kernel container: %s", exc)
+            return
+        self.container = None
+
     async def cleanup(self, restart: bool = False) -> None:
-        if self.container is not None:
-            try:
-                await asyncio.to_thread(self.container.remove, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.DockerException as exc:
-                log.warning("could not remove kernel container: %s", exc)
-            self.container = None
+        await self._remove_container()
         if restart:
             self.remove_socket_files()
         else:

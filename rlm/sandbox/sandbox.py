@@ -19,6 +19,8 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import zmq
+import zmq.asyncio
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
@@ -59,6 +61,7 @@ class Sandbox:
         self._callbacks: CallbackServer | None = None
         self._manager: AsyncKernelManager | None = None
         self._client: AsyncKernelClient | None = None
+        self._zmq: zmq.asyncio.Context | None = None
         self._lock = asyncio.Lock()
         self.closed = False
 
@@ -114,7 +117,11 @@ class Sandbox:
             kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec)
         )
         await asyncio.wait_for(self._manager.start_kernel(), self.limits.start_timeout)
-        self._client = self._manager.client()
+        # The kernel's sockets appear only once it is up; ZMQ retries connecting every
+        # 100 ms by default, which would add up to that much to every start.
+        self._zmq = zmq.asyncio.Context()
+        self._zmq.setsockopt(zmq.RECONNECT_IVL, 5)
+        self._client = self._manager.client(context=self._zmq)
         self._client.start_channels()
         await self._wait_ready()
 
@@ -159,6 +166,9 @@ class Sandbox:
         if self._client is not None:
             self._client.stop_channels()
             self._client = None
+        if self._zmq is not None:
+            self._zmq.destroy(linger=0)
+            self._zmq = None
         if self._manager is not None:
             try:
                 if self._manager.has_kernel:

@@ -23,9 +23,14 @@ def _apply_rlimits() -> None:
 def main() -> None:
     _apply_rlimits()
     from ipykernel.kernelapp import IPKernelApp
+    from traitlets.config import Config
+
     from rlm_kernel.kernel import RLMKernel
 
-    IPKernelApp.launch_instance(kernel_class=RLMKernel)
+    config = Config()
+    # No input history database: nothing reads it, and creating it slows every start.
+    config.HistoryManager.enabled = False
+    IPKernelApp.launch_instance(kernel_class=RLMKernel, config=config)
 
 
 if __name__ == "__main__":
