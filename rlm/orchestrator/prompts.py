@@ -95,8 +95,8 @@ def describe_context(context: Any) -> tuple[str, str, int]:
     raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
 
 
-def system_prompt(context: Any, *, max_iterations: int, compact: bool) -> str:
-    description, kind, _ = describe_context(context)
+def system_prompt(description: str, kind: str, *, max_iterations: int, compact: bool) -> str:
+    """The root model's instructions, from describe_context's description and type name."""
     template = _COMPACT if compact else _FULL
     return template.format(description=description, kind=f"a {kind}", max_iterations=max_iterations)
 

@@ -16,7 +16,6 @@ from typing import Any
 
 from rlm.backends import Backend
 from rlm.backends.base import run_in_fresh_loop
-from rlm.orchestrator import prompts
 from rlm.orchestrator.budget import Budget, BudgetLimits
 from rlm.orchestrator.events import EventSink
 from rlm.orchestrator.result import RLMResult
@@ -94,8 +93,8 @@ class RLM:
 
     async def acompletion(self, context: Context, query: str) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
-        raised; cancelling the task releases every sandbox it started."""
-        prompts.describe_context(context)  # a wrong type is the caller's bug: raise now
+        raised (a context of the wrong type raises TypeError: a caller's bug); cancelling
+        the task releases every sandbox it started."""
         tree = RunTree(
             backend=self.backend,
             settings=self.settings,

@@ -58,7 +58,7 @@ class Run:
 
     async def solve(self, context: Any, query: str) -> Outcome:
         """Run the loop to an outcome. Only cancellation escapes; the sandbox is released."""
-        _, kind, chars = prompts.describe_context(context)
+        description, kind, chars = prompts.describe_context(context)
         settings = self.tree.settings
         self._emit(
             "start",
@@ -72,7 +72,13 @@ class Run:
         sandbox: Sandbox | None = None
         try:
             sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
-            return await self._loop(sandbox, context, query)
+            system = prompts.system_prompt(
+                description,
+                kind,
+                max_iterations=settings.max_iterations,
+                compact=settings.compact_prompt,
+            )
+            return await self._loop(sandbox, system, query)
         except BudgetExceeded as exc:
             return self.fail(str(exc), "budget", exc.budget)
         except BackendError as exc:
@@ -98,11 +104,8 @@ class Run:
 
     # --- the loop --------------------------------------------------------------------
 
-    async def _loop(self, sandbox: Sandbox, context: Any, query: str) -> Outcome:
+    async def _loop(self, sandbox: Sandbox, system: str, query: str) -> Outcome:
         settings = self.tree.settings
-        system = prompts.system_prompt(
-            context, max_iterations=settings.max_iterations, compact=settings.compact_prompt
-        )
         messages = [{"role": "user", "content": prompts.first_turn(query)}]
         for iteration in range(1, settings.max_iterations + 1):
             if self.depth == 0:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from rlm import RLM, RLMResult, RLMStats
 from rlm.backends import Message, ScriptedBackend
 from rlm.errors import AuthenticationError
@@ -142,3 +144,16 @@ async def test_sandbox_failure_ends_the_run_cleanly() -> None:
     assert result.success is False
     assert result.error is not None and "rlm-no-such-image" in result.error
     assert backend.calls == []
+
+
+async def test_a_context_of_the_wrong_type_is_a_caller_error() -> None:
+    backend = ScriptedBackend([])
+    with pytest.raises(TypeError, match="str, list or dict"):
+        await RLM(backend, runtime="local").acompletion(42, "q")  # type: ignore[arg-type]
+
+
+async def test_list_context_is_described_and_loaded_as_a_list() -> None:
+    backend = ScriptedBackend([repl("FINAL(' / '.join(CONTEXT))")])
+    result = await RLM(backend, runtime="local").acompletion(["a", "b"], "Join")
+    assert result.answer == "a / b"
+    assert "a list of 2 items of str" in (backend.calls[0].system or "")

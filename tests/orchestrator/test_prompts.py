@@ -10,14 +10,14 @@ from rlm.orchestrator.prompts import describe_context, system_prompt
 def test_describes_type_and_size_never_content() -> None:
     context = "top secret line\n" * 1000
     for compact in (False, True):
-        prompt = system_prompt(context, max_iterations=7, compact=compact)
+        prompt = system_prompt(*describe_context(context)[:2], max_iterations=7, compact=compact)
         assert "top secret" not in prompt
         assert f"{len(context):,} characters" in prompt
         assert "7 replies" in prompt
         for name in ("CONTEXT", "llm_query_batched", "FINAL_VAR", "```repl"):
             assert name in prompt
-    full = system_prompt(context, max_iterations=7, compact=False)
-    compact = system_prompt(context, max_iterations=7, compact=True)
+    full = system_prompt("a str", "str", max_iterations=7, compact=False)
+    compact = system_prompt("a str", "str", max_iterations=7, compact=True)
     assert len(compact) < len(full) / 2
 
 
