@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,6 @@ CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONTEXT_DIR = "/run/rlm-context"
 IMAGE_USER = "1000:1000"
 _DEFAULTS = SandboxLimits()
-_warned_rlimit_fallback = False
 
 
 class RunDirProvisioning(HasTraits):
@@ -315,7 +315,7 @@ class LocalProvisioner(RunDirProvisioning, JupyterLocalProvisioner):  # type: ig
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         self.prepare_run_dir()
-        log.warning("local runtime: model-written code runs on this host WITHOUT isolation")
+        _warn_not_isolated()
         kwargs = await super().pre_launch(**kwargs)
         env = kwargs["env"]
         env["PYTHONPATH"] = os.pathsep.join(
@@ -391,13 +391,16 @@ def _check_image(engine: Engine, image: str) -> None:
     _checked_images.add(image)
 
 
+@cache
+def _warn_not_isolated() -> None:
+    log.warning("local runtime: model-written code runs on this host WITHOUT isolation")
+
+
+@cache
 def _warn_rlimit_fallback(memory: int, pids: int) -> None:
-    global _warned_rlimit_fallback
-    if not _warned_rlimit_fallback:
-        _warned_rlimit_fallback = True
-        log.warning(
-            "this engine cannot enforce cgroup limits (rootless on a cgroups v1 host): "
-            "limiting the kernel with rlimits instead (address space %d MiB, %d processes)",
-            memory // MiB,
-            pids,
-        )
+    log.warning(
+        "this engine cannot enforce cgroup limits (rootless without delegated cgroups v2): "
+        "limiting the kernel with rlimits instead (address space %d MiB, %d processes)",
+        memory // MiB,
+        pids,
+    )

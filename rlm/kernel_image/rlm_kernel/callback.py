@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import zmq
+
 from rlm_kernel.wire import Signer
 
 

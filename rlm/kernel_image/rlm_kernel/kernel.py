@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
+
 from rlm_kernel.runtime import Runtime
 
 
