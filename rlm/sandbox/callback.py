@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,33 @@ class CallbackServer:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CallbackServerThread:
+    """A CallbackServer on its own event loop thread.
+
+    For kernels started by other tools (Jupyter servers, nbclient, a blocking
+    KernelManager), whose event loop may not run between their calls: the callbacks
+    must be served whenever the kernel asks.
+    """
+
+    def __init__(self, directory: Path, handler: LLMHandler, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="rlm-callbacks", daemon=True
+        )
+        self.server = CallbackServer(directory, handler, **options)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.server.close(), self._loop).result(timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+            self._loop.close()

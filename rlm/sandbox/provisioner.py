@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -30,10 +31,11 @@ from docker.types import Ulimit
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner as JupyterLocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Bool, Float, HasTraits, Integer, Unicode
+from traitlets import Bool, Dict, Float, HasTraits, Integer, Unicode
 
 from rlm.errors import ContextFileError, SandboxError
 from rlm.kernel_image import RUNTIME_DIR, runtime_hash
+from rlm.sandbox.callback import CallbackServerThread, LLMHandler
 from rlm.sandbox.engine import Engine, get_engine
 from rlm.sandbox.limits import MiB, SandboxLimits
 from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, SANDBOX_LABEL, RunDir, owner_id
@@ -59,8 +61,17 @@ class RunDirProvisioning(HasTraits):
     output_limit = Integer(_DEFAULTS.output_chars, config=True, help="Output chars per execute.")
     callback_timeout = Float(_DEFAULTS.callback_timeout, config=True)
     echo_input = Bool(True, config=True, help="Publish execute_input (front ends show it).")
+    callback_handler = Unicode(
+        "",
+        config=True,
+        help="'module:function' returning an llm_query handler, given `handler_config`; "
+        "lets kernels started by Jupyter tools call llm_query. Empty: no callbacks, "
+        "unless the caller (rlm's Sandbox) serves them itself.",
+    )
+    handler_config = Dict(config=True, help="Keyword arguments for `callback_handler`.")
 
     _owned_run_dir: RunDir | None = None
+    _callbacks: CallbackServerThread | None = None
 
     @property
     def run_path(self) -> Path:
@@ -78,6 +89,13 @@ class RunDirProvisioning(HasTraits):
         self.shared_path.mkdir(mode=0o700, exist_ok=True)
         if self.context_file and not os.access(self.context_file, os.R_OK):
             raise ContextFileError(f"cannot read context file {self.context_file}")
+        if self.callback_handler and self._callbacks is None:
+            self._callbacks = CallbackServerThread(
+                self.shared_path,
+                load_handler(self.callback_handler, self.handler_config),
+                request_timeout=self.callback_timeout,
+            )
+            self._callbacks.start()
         km = self.parent
         km.transport = "ipc"
         km.ip = str(self.shared_path / "kernel-ipc")
@@ -101,6 +119,9 @@ class RunDirProvisioning(HasTraits):
             path.unlink(missing_ok=True)
 
     def release_run_dir(self) -> None:
+        if self._callbacks is not None:
+            self._callbacks.stop()
+            self._callbacks = None
         if self._owned_run_dir is not None:
             self._owned_run_dir.remove()
             self._owned_run_dir = None
@@ -330,6 +351,15 @@ class LocalProvisioner(RunDirProvisioning, JupyterLocalProvisioner):  # type: ig
             self.remove_socket_files()
         else:
             self.release_run_dir()
+
+
+def load_handler(spec: str, config: dict[str, Any]) -> LLMHandler:
+    """Import 'module:function' and call it with `config` to get an llm_query handler."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise SandboxError(f"callback_handler must look like 'module:function', not {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attribute)
+    return factory(**config)
 
 
 def default_image() -> str:

@@ -18,8 +18,6 @@ from typing import Any
 
 from rlm_kernel.callback import CallbackClient, LLMQueryError
 
-RESERVED = ("CONTEXT", "context", "llm_query", "llm_query_batched", "FINAL", "FINAL_VAR")
-
 
 def load_context(path: str, fmt: str) -> Any:
     # Decoding straight from a mapping of the file avoids holding the bytes and the str
@@ -47,6 +45,7 @@ class Runtime:
             "llm_query_batched": self.llm_query_batched,
             "FINAL": self.FINAL,
             "FINAL_VAR": self.FINAL_VAR,
+            "set_context": self.set_context,
         }
         self._namespace: dict[str, Any] = {}
 
@@ -109,6 +108,14 @@ class Runtime:
         if key not in self._namespace:
             raise NameError(f"FINAL_VAR: no variable named {key!r}")
         return self.FINAL(self._namespace[key])
+
+    def set_context(self, value: Any) -> None:
+        """Replace CONTEXT (and `context`): a str, or a list/dict. CONTEXT itself is reserved."""
+        if not isinstance(value, str | list | dict):
+            raise TypeError(f"CONTEXT must be a str, list or dict, not {type(value).__name__}")
+        self.context = value
+        self.reserved["CONTEXT"] = self.reserved["context"] = value
+        self._namespace["CONTEXT"] = self._namespace["context"] = value
 
     def _require_client(self) -> CallbackClient:
         if self._client is None:

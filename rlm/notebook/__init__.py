@@ -1,0 +1,1 @@
+"""rlm's sandboxed kernel as an ordinary Jupyter kernel: kernelspecs and notebook llm_query."""

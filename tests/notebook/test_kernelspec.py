@@ -1,0 +1,153 @@
+"""rlm's kernel started by Jupyter tools from an installed kernelspec."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from click.testing import CliRunner
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpecManager
+from nbclient import NotebookClient
+
+from rlm.notebook import kernelspec
+from rlm.notebook.cli import kernel as kernel_cli
+from rlm.sandbox.engine import get_engine
+from rlm.sandbox.rundir import OWNER_LABEL
+
+pytestmark = pytest.mark.container
+
+HANDLER = "tests.notebook.handlers:echo_handler"
+
+
+def our_containers() -> list[str]:
+    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    return [c.id for c in containers]
+
+
+@pytest.fixture
+def jupyter_prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Kernelspecs go to a private prefix that Jupyter searches."""
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "share" / "jupyter"))
+    return tmp_path
+
+
+@pytest.fixture
+def installed(jupyter_prefix: Path) -> Iterator[str]:
+    context = jupyter_prefix / "doc.txt"
+    context.write_text("The launch code is 4417.")
+    context.chmod(0o644)
+    jupyter_prefix.chmod(0o755)
+    kernelspec.install(
+        "rlm-test", prefix=str(jupyter_prefix), context_file=str(context), handler=HANDLER
+    )
+    yield "rlm-test"
+
+
+def run(client, code: str, timeout: float = 60) -> dict:  # type: ignore[no-untyped-def]
+    outputs: list[str] = []
+    reply = client.execute_interactive(
+        code,
+        timeout=timeout,
+        output_hook=lambda msg: (
+            outputs.append(msg["content"].get("text", "")) if msg["msg_type"] == "stream" else None
+        ),
+    )
+    return {
+        "status": reply["content"]["status"],
+        "stdout": "".join(outputs),
+        "content": reply["content"],
+    }
+
+
+def test_cli_installs_lists_and_removes(jupyter_prefix: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        kernel_cli,
+        [
+            "install",
+            "--name",
+            "nb",
+            "--prefix",
+            str(jupyter_prefix),
+            "--backend",
+            "ollama",
+            "--model",
+            "qwen3-coder:32b",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    spec = json.loads((jupyter_prefix / "share/jupyter/kernels/nb/kernel.json").read_text())
+    provisioner = spec["metadata"]["kernel_provisioner"]
+    assert provisioner["provisioner_name"] == "rlm-container"
+    assert provisioner["config"]["handler_config"] == {
+        "backend": "ollama",
+        "model": "qwen3-coder:32b",
+    }
+    assert "nb" in KernelSpecManager().find_kernel_specs()
+    listed = runner.invoke(kernel_cli, ["list"])
+    assert "nb" in listed.output
+    bad = runner.invoke(
+        kernel_cli, ["install", "--backend", "nope", "--prefix", str(jupyter_prefix)]
+    )
+    assert bad.exit_code == 2 and "unknown backend" in bad.output
+    assert runner.invoke(kernel_cli, ["remove", "nb"]).exit_code == 0
+    missing = runner.invoke(kernel_cli, ["remove", "nb"])
+    assert missing.exit_code == 1 and "no rlm kernelspec named 'nb'" in missing.output
+
+
+def test_kernel_manager_round_trip_interrupt_restart_shutdown(installed: str) -> None:
+    manager = KernelManager(kernel_name=installed)
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        container_id = manager.provisioner.container.id  # type: ignore[union-attr]
+        assert container_id in our_containers()
+        first = run(client, "print(CONTEXT)\nprint(llm_query('hello'))")
+        assert first["stdout"] == "The launch code is 4417.\necho: hello\n"
+
+        # Interrupt a running cell from the client.
+        msg_id = client.execute("import time\nwhile True: time.sleep(0.01)")
+        time.sleep(1.0)
+        manager.interrupt_kernel()
+        while True:
+            reply = client.get_shell_msg(timeout=30)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        assert reply["content"]["status"] == "error"
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+
+        # A restart leaves a working kernel, with fresh state and callbacks still served.
+        run(client, "x = 1")
+        manager.restart_kernel(now=True)
+        client.wait_for_ready(timeout=60)
+        after = run(client, "print('x' in globals(), llm_query('again'))")
+        assert after["stdout"] == "False echo: again\n"
+        assert container_id not in our_containers()
+        container_id = manager.provisioner.container.id  # type: ignore[union-attr]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    assert container_id not in our_containers()
+
+
+def test_nbclient_runs_a_notebook(installed: str) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("len(CONTEXT)"),
+        nbformat.v4.new_code_cell("print(llm_query_batched(['a', 'b']))"),
+        nbformat.v4.new_code_cell("set_context(['x', 'y'])\nprint(CONTEXT[1])"),
+    ]
+    before = set(our_containers())
+    NotebookClient(notebook, kernel_name=installed, timeout=60).execute()
+    outputs = [cell.outputs for cell in notebook.cells]
+    assert outputs[0][0]["data"]["text/plain"] == "24"
+    assert outputs[1][0]["text"] == "['echo: a', 'echo: b']\n"
+    assert outputs[2][0]["text"] == "y\n"
+    assert set(our_containers()) <= before
