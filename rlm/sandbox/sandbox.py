@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 Context = str | list[Any] | dict[str, Any]
 LIVENESS_INTERVAL = 1.0
+REPLY_GRACE = 5.0
 
 
 class Sandbox:
@@ -247,6 +248,11 @@ class Sandbox:
         while not (idle and replied):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
+                if idle:
+                    output.result.error = ExecuteError(
+                        "KernelError", "the kernel went idle without replying to the code", ""
+                    )
+                    return "done"
                 return "timeout"
             wait = min(remaining, LIVENESS_INTERVAL)
             if not idle:
@@ -258,6 +264,10 @@ class Sandbox:
                     continue
                 if msg["parent_header"].get("msg_id") == msg_id:
                     idle = output.add_iopub(msg)
+                    if idle:
+                        # The reply is sent before the idle status: if it is still missing
+                        # a moment later, the kernel failed inside its own handler.
+                        deadline = min(deadline, time.perf_counter() + REPLY_GRACE)
             else:
                 try:
                     msg = await client.get_shell_msg(timeout=wait)

@@ -114,3 +114,17 @@ async def test_code_ignoring_interrupts_gets_a_restart(runtime: str) -> None:
         assert result.error is not None and result.error.name == "KernelRestarted"
         after = await box.execute("print('kept' in globals(), len(CONTEXT))")
         assert after.stdout.strip() == "False 1"
+
+
+async def test_kernel_that_never_replies_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("rlm.sandbox.sandbox.REPLY_GRACE", 0.5)
+    async with Sandbox("x", runtime="local") as box:
+        await box.execute(
+            "async def _broken(*args, **kwargs):\n"
+            "    raise RuntimeError('bug in the kernel')\n"
+            "get_ipython().kernel.do_execute = _broken"
+        )
+        result = await box.execute("1 + 1", timeout=30)
+    assert result.error is not None
+    assert result.error.name == "KernelError"
+    assert not result.timed_out
