@@ -16,12 +16,12 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from rlm.sandbox.rundir import RunDir
 from rlm.sandbox.wire import Signer
 
 log = logging.getLogger(__name__)
@@ -44,13 +44,13 @@ class CallbackServer:
 
     def __init__(
         self,
-        directory: Path,
+        run_dir: RunDir,
         handler: LLMHandler,
         *,
         request_timeout: float = 600.0,
         batch_concurrency: int = 32,
     ) -> None:
-        self.directory = directory
+        self.run_dir = run_dir
         self.handler = handler
         self.request_timeout = request_timeout
         self.batch_concurrency = batch_concurrency
@@ -64,7 +64,7 @@ class CallbackServer:
 
     @property
     def endpoint(self) -> str:
-        return f"ipc://{self.directory / 'callback'}"
+        return f"ipc://{self.run_dir.callback_socket}"
 
     async def start(self) -> None:
         socket = self._context.socket(zmq.ROUTER)
@@ -72,11 +72,12 @@ class CallbackServer:
         socket.bind(self.endpoint)
         # A rootful engine runs the kernel under the image's uid: it must be able to connect.
         # Only that uid and ours can reach this directory.
-        (self.directory / "callback").chmod(0o666)
+        self.run_dir.callback_socket.chmod(0o666)
         self._socket = socket
-        config = self.directory / "callback.json"
-        config.write_text(json.dumps({"endpoint": "callback", "key": self.key.decode()}))
-        config.chmod(0o644)
+        # Readable by the kernel through a read-only mount; its directory is private.
+        key_file = self.run_dir.callback_key_file
+        key_file.write_text(json.dumps({"key": self.key.decode()}))
+        key_file.chmod(0o644)
         self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
 
     async def _receive(self) -> None:
@@ -155,12 +156,12 @@ class CallbackServerThread:
     must be served whenever the kernel asks.
     """
 
-    def __init__(self, directory: Path, handler: LLMHandler, **options: Any) -> None:
+    def __init__(self, run_dir: RunDir, handler: LLMHandler, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="rlm-callbacks", daemon=True
         )
-        self.server = CallbackServer(directory, handler, **options)
+        self.server = CallbackServer(run_dir, handler, **options)
 
     def start(self, timeout: float = 10.0) -> None:
         self._thread.start()

@@ -7,9 +7,11 @@ and any `KernelManager` start our kernel through the same code.
 
 Both put the kernel's ipc sockets in a fresh run directory:
 
-    <run dir>/            host only: owner marker, context written by the Sandbox
+    <run dir>/            host only: owner marker, connection files, callback key, context
+                          written by the Sandbox (files the kernel needs are mounted
+                          read-only under /run/rlm-config)
     <run dir>/k/          shared with the kernel (mounted at /run/rlm in the container):
-                          ipc sockets, connection file, callback.json, callback socket
+                          its ipc sockets and the callback socket
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from rlm.sandbox.sweep import sweep_once
 log = logging.getLogger(__name__)
 
 CONTAINER_RUN_DIR = "/run/rlm"
+CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
+CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
 CONTAINER_CONTEXT_DIR = "/run/rlm-context"
 IMAGE_USER = "1000:1000"
 _DEFAULTS = SandboxLimits()
@@ -74,48 +78,47 @@ class RunDirProvisioning(HasTraits):
     _callbacks: CallbackServerThread | None = None
 
     @property
-    def run_path(self) -> Path:
-        return Path(self.run_dir)
-
-    @property
-    def shared_path(self) -> Path:
-        """The part of the run directory the kernel sees."""
-        return self.run_path / "k"
+    def layout(self) -> RunDir:
+        return RunDir(Path(self.run_dir))
 
     def prepare_run_dir(self) -> None:
         if not self.run_dir:
             self._owned_run_dir = RunDir.create()
             self.run_dir = str(self._owned_run_dir.path)
-        self.shared_path.mkdir(mode=0o700, exist_ok=True)
         if self.context_file and not os.access(self.context_file, os.R_OK):
             raise ContextFileError(f"cannot read context file {self.context_file}")
         if self.callback_handler and self._callbacks is None:
             self._callbacks = CallbackServerThread(
-                self.shared_path,
+                self.layout,
                 load_handler(self.callback_handler, self.handler_config),
                 request_timeout=self.callback_timeout,
             )
             self._callbacks.start()
         km = self.parent
         km.transport = "ipc"
-        km.ip = str(self.shared_path / "kernel-ipc")
-        km.connection_file = str(self.shared_path / "kernel.json")
+        km.ip = str(self.layout.shared / "kernel-ipc")
+        # Outside the kernel's directory: on a restart jupyter_client reads and may rewrite
+        # this file, and the kernel could have replaced it with a symlink.
+        km.connection_file = str(self.layout.connection_file)
 
-    def kernel_env(self, kernel_dir: str, context_path: str | None) -> dict[str, str]:
+    def kernel_env(
+        self, callback_file: str, callback_endpoint: str, context_path: str | None
+    ) -> dict[str, str]:
         env = {
             "RLM_OUTPUT_LIMIT": str(self.output_limit),
             "RLM_CALLBACK_TIMEOUT": str(self.callback_timeout),
             "RLM_ECHO_INPUT": "1" if self.echo_input else "0",
         }
-        if (self.shared_path / "callback.json").exists():
-            env["RLM_CALLBACK_FILE"] = f"{kernel_dir}/callback.json"
+        if self.layout.callback_key_file.exists():
+            env["RLM_CALLBACK_FILE"] = callback_file
+            env["RLM_CALLBACK_ENDPOINT"] = callback_endpoint
         if context_path:
             env["RLM_CONTEXT_FILE"] = context_path
             env["RLM_CONTEXT_FORMAT"] = self.context_format
         return env
 
     def remove_socket_files(self) -> None:
-        for path in self.shared_path.glob("kernel-ipc-*"):
+        for path in self.layout.shared.glob("kernel-ipc-*"):
             path.unlink(missing_ok=True)
 
     def release_run_dir(self) -> None:
@@ -157,9 +160,9 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         self.connection_info = km.get_connection_info()
         self._write_container_connection_file()
         # Not km.format_kernel_cmd(): it swaps "python" for the host's interpreter path.
-        container_file = f"{CONTAINER_RUN_DIR}/kernel.container.json"
         cmd = [
-            arg.replace("{connection_file}", container_file) for arg in self.kernel_spec.argv
+            arg.replace("{connection_file}", CONTAINER_CONNECTION_FILE)
+            for arg in self.kernel_spec.argv
         ] + list(kwargs.pop("extra_arguments", []))
         return await super().pre_launch(cmd=cmd, **kwargs)
 
@@ -168,8 +171,11 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         info["ip"] = f"{CONTAINER_RUN_DIR}/kernel-ipc"
         info["key"] = info["key"].decode() if isinstance(info["key"], bytes) else info["key"]
         info.pop("kernel_name", None)
-        path = self.shared_path / "kernel.container.json"
-        path.write_text(json.dumps(info))
+        # Written to the host-only part of the run directory and mounted read-only: the
+        # kernel can plant symlinks in its own socket directory, and a restart would
+        # otherwise have the host write through them.
+        self.layout.container_connection_file.write_text(json.dumps(info))
+        self.layout.container_connection_file.chmod(0o644)
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         self.engine = engine = await asyncio.to_thread(get_engine)
@@ -186,7 +192,16 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
     def _container_options(
         self, engine: Engine, cmd: list[str], launch_env: dict[str, str]
     ) -> dict[str, Any]:
-        volumes = {str(self.shared_path): {"bind": CONTAINER_RUN_DIR, "mode": "rw"}}
+        layout = self.layout
+        volumes = {
+            str(layout.shared): {"bind": CONTAINER_RUN_DIR, "mode": "rw"},
+            str(layout.container_connection_file): {
+                "bind": CONTAINER_CONNECTION_FILE,
+                "mode": "ro",
+            },
+        }
+        if layout.callback_key_file.exists():
+            volumes[str(layout.callback_key_file)] = {"bind": CONTAINER_CALLBACK_FILE, "mode": "ro"}
         context_path = None
         if self.context_file:
             name = Path(self.context_file).name
@@ -195,7 +210,11 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         # Only our variables and the kernelspec's reach the kernel: never the host's
         # environment, which holds API keys.
         env = {k: v for k, v in launch_env.items() if k in (self.kernel_spec.env or {})}
-        env.update(self.kernel_env(CONTAINER_RUN_DIR, context_path))
+        env.update(
+            self.kernel_env(
+                CONTAINER_CALLBACK_FILE, f"ipc://{CONTAINER_RUN_DIR}/callback", context_path
+            )
+        )
         memory = self.memory_bytes or SandboxLimits().memory_for(self._context_size())
         options: dict[str, Any] = {
             "command": cmd,
@@ -218,7 +237,7 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         if os.getuid() == 0:
             # Rootful engine: run as the image's unprivileged user, which must reach the
             # socket directory (its parent stays private to root).
-            os.chown(self.shared_path, 1000, 1000)
+            os.chown(layout.shared, 1000, 1000)
             options["user"] = IMAGE_USER
         else:
             options["user"] = f"{os.getuid()}:{os.getgid()}"
@@ -342,7 +361,14 @@ class LocalProvisioner(RunDirProvisioning, JupyterLocalProvisioner):  # type: ig
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(RUNTIME_DIR), env.get("PYTHONPATH", "")) if p
         )
-        env.update(self.kernel_env(str(self.shared_path), self.context_file or None))
+        layout = self.layout
+        env.update(
+            self.kernel_env(
+                str(layout.callback_key_file),
+                f"ipc://{layout.callback_socket}",
+                self.context_file or None,
+            )
+        )
         return kwargs
 
     async def cleanup(self, restart: bool = False) -> None:

@@ -70,14 +70,43 @@ def owner_alive(owner: str) -> bool:
 
 @dataclass
 class RunDir:
+    """One kernel's directory. Only `shared` is visible to (and writable by) the kernel.
+
+    Everything the host writes after the kernel exists lives outside `shared`: the kernel
+    could plant symlinks there, and the host must never write (or read) through them.
+    """
+
     path: Path
+
+    @property
+    def shared(self) -> Path:
+        """Mounted at /run/rlm in the container: the kernel's ipc sockets, the callback socket."""
+        return self.path / "k"
+
+    @property
+    def callback_socket(self) -> Path:
+        return self.shared / "callback"
+
+    @property
+    def callback_key_file(self) -> Path:
+        return self.path / "callback.json"
+
+    @property
+    def connection_file(self) -> Path:
+        return self.path / "kernel.json"
+
+    @property
+    def container_connection_file(self) -> Path:
+        return self.path / "kernel.container.json"
 
     @classmethod
     def create(cls) -> RunDir:
         path = base_dir() / f"r{os.getpid()}-{secrets.token_hex(4)}"
         path.mkdir(mode=0o700)
         (path / "owner").write_text(owner_id())
-        return cls(path)
+        run_dir = cls(path)
+        run_dir.shared.mkdir(mode=0o700)
+        return run_dir
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

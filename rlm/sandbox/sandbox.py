@@ -87,11 +87,9 @@ class Sandbox:
     async def _start(self) -> None:
         self._run_dir = run_dir = RunDir.create()
         context_file, context_format = await asyncio.to_thread(self._materialize_context)
-        shared = run_dir.path / "k"
-        shared.mkdir(mode=0o700)
         if self._handler is not None:
             self._callbacks = CallbackServer(
-                shared,
+                run_dir,
                 self._handler,
                 request_timeout=self.limits.callback_timeout,
                 batch_concurrency=self._batch_concurrency,

@@ -77,7 +77,7 @@ async def test_forged_and_replayed_messages_are_rejected(
         await socket.send_multipart([PROTOCOL, b"", json.dumps(request).encode()])  # unsigned
         await socket.send_multipart([b"garbage"])
         # A correctly signed message, sent twice: the copy is a replay.
-        key = json.loads((sandbox.run_dir / "k" / "callback.json").read_text())["key"]
+        key = json.loads((sandbox.run_dir / "callback.json").read_text())["key"]
         genuine = Signer(key.encode()).pack({**request, "prompt": "genuine"})
         await socket.send_multipart(genuine)
         assert await socket.poll(5000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rlm.sandbox.limits import MiB, SandboxLimits
@@ -88,3 +90,30 @@ async def test_memory_hog_is_stopped_and_reported() -> None:
             # An address-space rlimit (rootless on cgroups v1): Python raises MemoryError.
             assert result.error.name == "MemoryError"
             assert (await box.execute("print(keep)")).stdout.strip() == "still here"
+
+
+async def test_symlinks_planted_by_the_kernel_are_not_followed(tmp_path: Path) -> None:
+    """The kernel owns its socket directory; the host must never write through its links."""
+    sentinel = tmp_path / "host-file"
+    sentinel.write_text("untouched")
+    limits = SandboxLimits(interrupt_grace=1.0)
+    async with Sandbox("x", limits=limits) as box:
+        planted = await box.execute(
+            "import os\n"
+            "for name in ['kernel.json', 'kernel.container.json', 'callback.json', 'owner']:\n"
+            "    path = os.path.join('/run/rlm', name)\n"
+            "    if os.path.lexists(path):\n"
+            "        os.remove(path)\n"
+            f"    os.symlink({str(sentinel)!r}, path)\n"
+            "print(sorted(os.listdir('/run/rlm')))"
+        )
+        assert planted.ok, planted.error
+        # A restart makes the host rewrite the kernel's connection details.
+        stuck = await box.execute(
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "while True:\n    time.sleep(0.05)",
+            timeout=1.0,
+        )
+        assert stuck.restarted
+        assert (await box.execute("print('back')")).stdout == "back\n"
+    assert sentinel.read_text() == "untouched"

@@ -31,13 +31,10 @@ class CallbackClient:
         self._local = threading.local()
 
     @classmethod
-    def from_file(cls, path: str, timeout: float) -> CallbackClient:
+    def from_file(cls, path: str, endpoint: str, timeout: float) -> CallbackClient:
         with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        # The socket's name is relative to the config file: host and container see the
-        # same directory under different paths.
-        socket_path = os.path.join(os.path.dirname(os.path.abspath(path)), config["endpoint"])
-        return cls(f"ipc://{socket_path}", config["key"].encode(), timeout)
+            key = json.load(f)["key"]
+        return cls(endpoint, key.encode(), timeout)
 
     def _channel(self) -> tuple[zmq.Socket, Signer]:
         channel = getattr(self._local, "channel", None)

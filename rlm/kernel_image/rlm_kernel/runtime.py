@@ -55,7 +55,10 @@ class Runtime:
         context = load_context(path, os.environ.get("RLM_CONTEXT_FORMAT", "text")) if path else ""
         callback_file = os.environ.get("RLM_CALLBACK_FILE")
         timeout = float(os.environ.get("RLM_CALLBACK_TIMEOUT", "600"))
-        client = CallbackClient.from_file(callback_file, timeout) if callback_file else None
+        endpoint = os.environ.get("RLM_CALLBACK_ENDPOINT", "")
+        client = (
+            CallbackClient.from_file(callback_file, endpoint, timeout) if callback_file else None
+        )
         return cls(context, client)
 
     def install(self, namespace: dict[str, Any]) -> None:
