@@ -369,6 +369,8 @@ class LocalProvisioner(RunDirProvisioning, JupyterLocalProvisioner):  # type: ig
                 self.context_file or None,
             )
         )
+        # Files the code writes land in the run directory, not in the user's project.
+        kwargs["cwd"] = str(layout.shared)
         return kwargs
 
     async def cleanup(self, restart: bool = False) -> None:

@@ -128,3 +128,10 @@ async def test_kernel_that_never_replies_is_reported(monkeypatch: pytest.MonkeyP
     assert result.error is not None
     assert result.error.name == "KernelError"
     assert not result.timed_out
+
+
+async def test_local_kernel_works_in_its_run_directory() -> None:
+    async with Sandbox("x", runtime="local") as box:
+        result = await box.execute("import os; print(os.getcwd())")
+        assert box.run_dir is not None
+        assert result.stdout.strip() == str(box.run_dir / "k")
