@@ -1,0 +1,83 @@
+"""The `rlm` command (also installed as `rlm-run`).
+
+    rlm --backend openai --context-file doc.txt --query "Summarize"
+    rlm doctor --backend openai
+    rlm image build --base-image localhost/rlm-base:bookworm
+
+Without a subcommand, `rlm` runs a query: the run options belong to the group itself.
+Subcommands are imported on first use from SUBCOMMANDS, so another package adds one
+(any click command or group) with a single line there, and a plain query never pays for
+importing them. Exit codes are listed in rlm.cli.errors.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from rlm.cli.errors import ExitCode, OneLineErrors
+from rlm.cli.run import RunRequest, execute, run_options
+
+SUBCOMMANDS = {
+    "doctor": "rlm.cli.doctor:doctor",
+    "image": "rlm.cli.image:image",
+}
+"""name -> "module:attribute" of a click command or group."""
+
+
+class RLMGroup(OneLineErrors, click.Group):
+    """A group that loads SUBCOMMANDS lazily; errors are reported as one line."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBCOMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBCOMMANDS and cmd_name not in self.commands:
+            module, _, attribute = SUBCOMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=RLMGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="rlm", prog_name="rlm")
+@run_options
+@click.pass_context
+def cli(ctx: click.Context, **options: Any) -> int | None:
+    """Answer a query about a large context with a Recursive Language Model.
+
+    The model never reads the context: it writes Python that inspects CONTEXT in a
+    sandboxed kernel and calls llm_query() on the parts it needs. The answer goes to
+    stdout, progress to stderr. Exit status: 0 answered, 1 no answer (or a budget
+    reached), 2 bad usage or setup, 130/143 interrupted.
+
+    \b
+    rlm --backend openai --context-file report.txt --query "Which region grew most?"
+    cat notes/*.md | rlm --context-file - --query "List the open decisions"
+    """
+    given = [
+        param.opts[0]
+        for param in ctx.command.params
+        if ctx.get_parameter_source(param.name or "") is not ParameterSource.DEFAULT
+    ]
+    if ctx.invoked_subcommand is not None:
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: run options go without a subcommand", ctx=ctx
+            )
+        return None
+    if not given:
+        click.echo(ctx.get_help())
+        return ExitCode.OK
+    return execute(RunRequest(**options))
+
+
+def main() -> None:
+    """Entry point of the `rlm` and `rlm-run` console scripts."""
+    cli.main()

@@ -1,0 +1,370 @@
+"""Running a query: the run options, the checks made before anything starts, and the
+result on stdout (the answer, or with --json the whole result).
+
+Every problem found before the run is a UsageProblem (exit 2, see rlm.cli.errors); the
+checks go from cheapest to dearest so the common mistakes are reported at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from rlm.backends import PRESETS
+from rlm.cli.context import check_encoding, load_context, read_text
+from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The run options, as parsed; fields mirror the option names."""
+
+    backend: str = "anthropic"
+    model: str | None = None
+    recursive_model: str | None = None
+    base_url: str | None = None
+    context_files: tuple[str, ...] = ()
+    query: str | None = None
+    query_file: str | None = None
+    max_iterations: int | None = None
+    max_depth: int | None = None
+    max_sub_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_time: float | None = None
+    runtime: str = "container"
+    image: str | None = None
+    compact_prompt: bool = False
+    json_output: bool = False
+    trace: Path | None = None
+    verbose: bool = False
+    quiet: bool = False
+    encoding: str = "utf-8"
+
+
+RUN_OPTIONS = [
+    click.option(
+        "--backend",
+        type=click.Choice(list(PRESETS)),
+        default=RunRequest.backend,
+        show_default=True,
+        help="Where the model runs (a preset; its key comes from the environment).",
+    ),
+    click.option("--model", help="Root model (default: the preset's)."),
+    click.option("--recursive-model", help="Model for llm_query sub-calls (default: --model)."),
+    click.option(
+        "--base-url",
+        help="Endpoint URL (default: $RLM_<BACKEND>_BASE_URL, else the preset's).",
+    ),
+    click.option(
+        "--context-file",
+        "context_files",
+        multiple=True,
+        metavar="PATH",
+        help="The data to query; repeatable. '-' reads standard input; a directory "
+        "gives a list of its text files.",
+    ),
+    click.option("--query", help="The question to answer."),
+    click.option(
+        "--query-file", metavar="PATH", help="Read the question from a file ('-': stdin)."
+    ),
+    click.option(
+        "--max-iterations", type=click.IntRange(min=1), help="Root model replies (default 10)."
+    ),
+    click.option(
+        "--max-depth",
+        type=click.IntRange(min=0),
+        help="Recursion depth of llm_query (default 3; 1: plain model calls).",
+    ),
+    click.option("--max-sub-calls", type=click.IntRange(min=0), help="Budget: llm_query calls."),
+    click.option("--max-tokens", type=click.IntRange(min=1), help="Budget: tokens, all calls."),
+    click.option("--max-cost", type=click.FloatRange(min=0), metavar="USD", help="Budget: cost."),
+    click.option(
+        "--max-time",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Budget: wall-clock time.",
+    ),
+    click.option(
+        "--runtime",
+        type=click.Choice(["container", "local"]),
+        default=RunRequest.runtime,
+        show_default=True,
+        help="Where the code runs; 'local' has NO isolation.",
+    ),
+    click.option(
+        "--image", help="Kernel image (default: $RLM_IMAGE, else localhost/rlm-kernel:VERSION)."
+    ),
+    click.option("--compact-prompt", is_flag=True, help="A shorter system prompt."),
+    click.option(
+        "--json", "json_output", is_flag=True, help="Print the whole result as JSON on stdout."
+    ),
+    click.option(
+        "--trace",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Append every event of the run to this JSONL file.",
+    ),
+    click.option("--verbose", "-v", is_flag=True, help="Show the code, outputs and sub-calls."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress; only errors on stderr."),
+    click.option(
+        "--encoding",
+        default=RunRequest.encoding,
+        show_default=True,
+        help="Encoding of context and query files.",
+    ),
+]
+
+
+def run_options(command: F) -> F:
+    """Decorate `command` with every run option (the group and demo.py share them)."""
+    for option in reversed(RUN_OPTIONS):
+        command = option(command)
+    return command
+
+
+def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
+    """Run the query the request describes and print its result; returns the exit code."""
+    stdin = stdin or sys.stdin.buffer
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if request.verbose and request.quiet:
+        raise UsageProblem("--verbose and --quiet exclude each other")
+    encoding = check_encoding(request.encoding)
+    query = _query(request, encoding, stdin)
+    if not request.context_files:
+        raise UsageProblem("no context: give --context-file PATH (or - for standard input)")
+    context = load_context(
+        request.context_files, encoding=encoding, stdin=stdin, note=_noter(console, request)
+    )
+    backend, model = _backend(request)
+    try:
+        _check_runtime(request)
+        return _run(request, console, backend, model, context, query)
+    finally:
+        backend.close()
+
+
+def _query(request: RunRequest, encoding: str, stdin: BinaryIO) -> str:
+    if (request.query is None) == (request.query_file is None):
+        raise UsageProblem("give the question with either --query or --query-file")
+    if request.query_file is None:
+        query = request.query or ""
+    elif request.query_file == "-":
+        if "-" in request.context_files:
+            raise UsageProblem("standard input (-) can be read only once")
+        query = stdin.read().decode(encoding, errors="replace")
+    else:
+        query = read_text(Path(request.query_file), encoding, what="query file")
+    if not query.strip():
+        raise UsageProblem("the query is empty")
+    return query.strip()
+
+
+def _backend(request: RunRequest) -> tuple[Any, str]:
+    from rlm.backends import make_backend
+    from rlm.cli.session import WatchedBackend
+    from rlm.errors import BackendError
+
+    try:
+        backend, model = make_backend(
+            request.backend, model=request.model, base_url=request.base_url
+        )
+    except (ValueError, BackendError) as exc:
+        # A missing key, a model the preset cannot default, a missing `claude` tool.
+        raise UsageProblem(str(exc)) from None
+    return WatchedBackend(backend), model
+
+
+def _check_runtime(request: RunRequest) -> None:
+    """Fail now, not from inside the run, when the sandbox cannot start."""
+    if request.runtime == "local":
+        if importlib.util.find_spec("ipykernel") is None:
+            raise UsageProblem("the local runtime needs ipykernel: pip install 'rlm[local]'")
+        return
+    from rlm.errors import EngineNotFoundError, ImageNotFoundError
+    from rlm.sandbox.engine import get_engine
+    from rlm.sandbox.provisioner import default_image
+
+    image = request.image or default_image()
+    try:
+        get_engine().require_image(image)
+    except EngineNotFoundError as exc:
+        raise UsageProblem(f"{exc} (`rlm doctor` checks the setup)") from None
+    except ImageNotFoundError:
+        raise UsageProblem(
+            f"kernel image {image} not found: build it with `rlm image build --tag {image}`"
+        ) from None
+
+
+def _run(
+    request: RunRequest, console: Console, backend: Any, model: str, context: Any, query: str
+) -> int:
+    from rlm.cli.progress import Progress, cost_text
+    from rlm.cli.session import complete_until_stopped
+    from rlm.orchestrator.progress import ProgressPrinter
+
+    progress = Progress(console, steps=not request.verbose)
+    sinks: list[Any] = [] if request.quiet else [progress]
+    if request.verbose:
+        sinks.append(ProgressPrinter(console))
+    rlm = _make_rlm(request, backend, model, sinks)
+    rlm.sandbox_factory = progress.sandboxes(rlm.sandbox_factory)
+
+    def on_signal(signum: int, first: bool) -> None:
+        name = _signal_name(signum)
+        if first:
+            console.print(f"rlm: {name}: stopping, removing sandboxes…")
+        else:
+            console.print(f"rlm: {name}: still removing sandboxes, please wait")
+
+    async def main() -> Any:
+        try:
+            return await complete_until_stopped(rlm, context, query, on_signal)
+        finally:
+            await backend.aclose()
+
+    with _logging_to(console, logging.ERROR if request.quiet else logging.WARNING), progress:
+        finished = asyncio.run(main())
+    spent = rlm.cost_summary()
+    spent_text = (
+        f"{spent['calls']} model calls, {spent['input_tokens'] + spent['cache_read_tokens']:,} "
+        f"in / {spent['output_tokens']:,} out tokens, "
+        # No calls cost nothing, though the ledger reports an empty total as unknown.
+        f"{cost_text(spent['cost_usd'] if spent['calls'] else 0.0)}"
+    )
+    if finished.result is None:
+        left = progress.tally.sandboxes
+        cleanup = (
+            "all sandboxes removed"
+            if left == 0
+            else f"{left} sandbox(es) may remain: the next run removes them"
+        )
+        console.print(
+            f"rlm: stopped by {_signal_name(finished.signum or 0)} after "
+            f"{progress.tally.elapsed:.1f} s; {cleanup}; spent {spent_text}"
+        )
+        return signal_exit_code(finished.signum or 0)
+
+    result = finished.result
+    if request.json_output:
+        click.echo(json.dumps(_result_json(request, model, rlm, result), indent=2, default=str))
+    elif result.success:
+        click.echo(result.answer)
+    if result.success:
+        if not request.quiet and not request.verbose:
+            console.print(
+                f"rlm: answered in {result.stats.wall_time_s:.1f} s after "
+                f"{result.stats.iterations} iteration(s), {result.stats.total_sub_calls} "
+                f"sub-call(s); spent {spent_text}"
+            )
+        return ExitCode.OK
+    if setup_error := backend.setup_error:
+        console.print(f"rlm: error: {escape(str(setup_error))}")
+        return ExitCode.USAGE
+    console.print(
+        f"rlm: no answer: {escape(result.error or 'unknown failure')}; spent {spent_text}"
+    )
+    if result.answer and not request.json_output and not request.quiet:
+        console.print(f"rlm: best partial answer:\n{escape(result.answer)}")
+    return ExitCode.FAILED
+
+
+def _make_rlm(request: RunRequest, backend: Any, model: str, sinks: list[Any]) -> Any:
+    from rlm.orchestrator import RLM
+
+    class CLIRLM(RLM):
+        # RLM has no public parameter for extra event sinks yet; the progress display
+        # and the verbose printer share one console, so the CLI adds them itself.
+        def _sinks(self) -> list[Any]:
+            return [*super()._sinks(), *sinks]
+
+    given = {
+        "max_iterations": request.max_iterations,
+        "max_depth": request.max_depth,
+        "max_sub_calls": request.max_sub_calls,
+        "max_tokens": request.max_tokens,
+        "max_cost_usd": request.max_cost,
+        "max_time_s": request.max_time,
+        "image": request.image,
+        "trace": request.trace,
+    }
+    return CLIRLM(
+        backend,
+        model=model,
+        recursive_model=request.recursive_model,
+        compact_prompt=request.compact_prompt,
+        runtime=request.runtime,
+        # Unset options keep the RLM's defaults, so they are written down only there.
+        **{name: value for name, value in given.items() if value is not None},
+    )
+
+
+def _result_json(request: RunRequest, model: str, rlm: Any, result: Any) -> dict[str, Any]:
+    return {
+        "success": result.success,
+        "answer": result.answer,
+        "error": result.error,
+        "backend": request.backend,
+        "model": model,
+        "recursive_model": rlm.recursive_model,
+        "stats": {
+            **asdict(result.stats),
+            "total_tokens": result.stats.total_tokens,
+            "total_sub_calls": result.stats.total_sub_calls,
+        },
+        "cost_summary": rlm.cost_summary(),
+        "history": result.history,
+    }
+
+
+def _noter(console: Console, request: RunRequest) -> Callable[[str], None]:
+    def note(text: str) -> None:
+        if not request.quiet:
+            console.print(f"rlm: {escape(text)}")
+
+    return note
+
+
+def _signal_name(signum: int) -> str:
+    return signal.Signals(signum).name if signum else "a signal"
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records printed through the progress console, so they land above the live
+    status instead of through it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(f"[yellow]rlm: {escape(record.getMessage())}[/]")
+
+
+@contextmanager
+def _logging_to(console: Console, level: int) -> Iterator[None]:
+    """rlm's log records go to `console` during the run; the logger is restored after,
+    as the run may be one call in a longer-lived process (tests, demo.py)."""
+    logger = logging.getLogger("rlm")
+    saved = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [_ConsoleHandler(console)], False
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])
