@@ -1,0 +1,151 @@
+"""Running queries: the answer on stdout, progress on stderr, JSON, contexts, trace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import LOCAL, invoke, repl
+from tests.fakes.model_server import FakeModelServer, Reply, last_user_text
+
+
+@pytest.fixture
+def cats(tmp_path: Path) -> Path:
+    path = tmp_path / "cats.txt"
+    path.write_text("cat dog cat bird cat")
+    return path
+
+
+@pytest.mark.container
+def test_answer_on_stdout_from_a_container(openai_server: FakeModelServer, cats: Path) -> None:
+    result = invoke(["--backend", "openai", "--context-file", str(cats), "--query", "Cats?"])
+    assert (result.exit_code, result.stdout) == (0, "3 cats\n"), result.stderr
+    assert "iteration 1: the model wrote 1 code block(s)" in result.stderr
+    assert "sub-calls 3 done" in result.stderr  # a child run at each depth, then a plain call
+    assert "rlm: answered in" in result.stderr
+    assert "WITHOUT isolation" not in result.stderr
+
+
+def test_json_holds_the_whole_result(openai_server: FakeModelServer, cats: Path) -> None:
+    result = invoke([*LOCAL, "--context-file", str(cats), "--query", "Cats?", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {
+        "success", "answer", "error", "backend", "model", "recursive_model", "stats",
+        "cost_summary", "history",
+    }  # fmt: skip
+    assert (data["success"], data["answer"], data["error"]) == (True, "3 cats", None)
+    assert (data["backend"], data["model"]) == ("openai", "gpt-4o")
+    assert data["stats"]["iterations"] == 2
+    assert data["stats"]["total_sub_calls"] == 1
+    assert data["cost_summary"]["calls"] == 3
+    assert [step["iteration"] for step in data["history"]] == [1, 2]
+
+
+def test_no_answer_exits_1(openai_server: FakeModelServer, cats: Path) -> None:
+    openai_server.handler = lambda request: repl("print('still looking')")
+    args = [*LOCAL, "--context-file", str(cats), "--query", "Cats?", "--max-iterations", "1"]
+    result = invoke(args)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert "no answer: max_iterations=1 reached" in result.stderr
+    assert "best partial answer:\nstill looking" in result.stderr
+
+    as_json = json.loads(invoke([*args, "--json"]).stdout)
+    assert (as_json["success"], as_json["answer"]) == (False, "still looking")
+
+
+def test_a_budget_reached_exits_1(openai_server: FakeModelServer, cats: Path) -> None:
+    args = [*LOCAL, "--context-file", str(cats), "--query", "Cats?", "--max-sub-calls", "0"]
+    result = invoke(args)
+    assert result.exit_code == 1
+    assert "no answer:" in result.stderr
+    assert "max_sub_calls" in result.stderr
+
+
+def test_a_model_failing_mid_run_exits_1(openai_server: FakeModelServer, cats: Path) -> None:
+    openai_server.push(
+        repl("print(len(CONTEXT))"),
+        Reply(status=400, text="bad request", headers={"x-should-retry": "false"}),
+    )
+    result = invoke([*LOCAL, "--context-file", str(cats), "--query", "Cats?"])
+    assert result.exit_code == 1
+    assert "no answer: the model call failed" in result.stderr
+    assert "answered 400: bad request" in result.stderr
+
+
+def test_context_from_stdin(openai_server: FakeModelServer) -> None:
+    result = invoke([*LOCAL, "--context-file", "-", "--query", "Cats?"], stdin="cat cat")
+    assert (result.exit_code, result.stdout) == (0, "2 cats\n")
+
+
+def test_query_from_a_file(openai_server: FakeModelServer, cats: Path, tmp_path: Path) -> None:
+    (tmp_path / "q.txt").write_text("How many cats?\n")
+    result = invoke([*LOCAL, "--context-file", str(cats), "--query-file", str(tmp_path / "q.txt")])
+    assert (result.exit_code, result.stdout) == (0, "3 cats\n")
+    assert "Query: How many cats?" in last_user_text(openai_server.requests[0].json)
+
+
+def describe_context(request: dict[str, object]) -> str:
+    return repl("FINAL(f'{type(CONTEXT).__name__} {[len(part) for part in CONTEXT]}')")
+
+
+def test_a_directory_gives_a_list_of_its_text_files(
+    openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("a" * 3)
+    (folder / "sub" / "b.md").write_text("b" * 5)
+    (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    (folder / ".hidden").write_text("h")
+    openai_server.handler = describe_context
+    result = invoke([*LOCAL, "--context-file", str(folder), "--query", "What is there?"])
+    assert (result.exit_code, result.stdout) == (0, "list [3, 5]\n"), result.stderr
+    assert "skipped 1 binary file(s)" in result.stderr
+    assert "logo.png" in result.stderr
+
+
+def test_several_context_files_give_a_list(
+    openai_server: FakeModelServer, cats: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "more.txt").write_text("x" * 7)
+    openai_server.handler = describe_context
+    args = ["--context-file", str(cats), "--context-file", str(tmp_path / "more.txt")]
+    result = invoke([*LOCAL, *args, "--query", "What is there?"])
+    assert (result.exit_code, result.stdout) == (0, "list [20, 7]\n")
+
+
+def test_trace_records_every_event(
+    openai_server: FakeModelServer, cats: Path, tmp_path: Path
+) -> None:
+    trace = tmp_path / "run" / "trace.jsonl"
+    result = invoke(
+        [*LOCAL, "--context-file", str(cats), "--query", "Cats?", "--trace", str(trace)]
+    )
+    assert result.exit_code == 0
+    types = [json.loads(line)["type"] for line in trace.read_text().splitlines()]
+    assert types[0] == "start"
+    assert types[-2:] == ["final", "end"]
+    assert {"model_response", "execute", "sub_call"} <= set(types)
+
+
+def test_verbose_shows_code_and_quiet_shows_nothing(
+    openai_server: FakeModelServer, cats: Path
+) -> None:
+    args = [*LOCAL, "--context-file", str(cats), "--query", "Cats?"]
+    verbose = invoke([*args, "--verbose"])
+    assert "n = CONTEXT.count('cat')" in verbose.stderr
+    assert "final answer: 3 cats" in verbose.stderr
+
+    quiet = invoke([*args, "--quiet"])
+    assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "3 cats\n", "")
+
+
+def test_budgets_and_models_reach_the_run(openai_server: FakeModelServer, cats: Path) -> None:
+    args = ["--context-file", str(cats), "--query", "Cats?", "--model", "big"]
+    result = invoke([*LOCAL, *args, "--recursive-model", "small", "--max-tokens", "100000"])
+    assert result.exit_code == 0
+    models = [request.json["model"] for request in openai_server.requests]
+    assert models == ["big", "small", "big"]
