@@ -6,10 +6,6 @@ VERSION := $(shell $(PYTHON) -c "import tomllib;print(tomllib.load(open('pyproje
 IMAGE ?= localhost/rlm-kernel:$(VERSION)
 BASE_IMAGE ?= python:3.12-slim
 LOCAL_BASE ?= localhost/rlm-base:bookworm
-HOST_CA := /etc/ssl/certs/ca-certificates.crt
-# Podman can mount the host's CA bundle into build steps (pip behind a TLS proxy);
-# the bundle is never copied into the image.
-CERT_ARGS := $(if $(and $(findstring podman,$(ENGINE)),$(wildcard $(HOST_CA))),-v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PIP_CERT=$(HOST_CA))
 
 .PHONY: setup install image base-image test test-rootless bench lint
 
@@ -21,10 +17,7 @@ install:
 
 image:
 	@test -n "$(ENGINE)" || { echo "no container engine: install podman (apt-get install podman runc)"; exit 2; }
-	$(ENGINE) build -f Containerfile -t $(IMAGE) \
-	    --build-arg BASE_IMAGE=$(BASE_IMAGE) \
-	    --build-arg RUNTIME_HASH=$$($(PYTHON) -c 'from rlm.kernel_image import runtime_hash; print(runtime_hash())') \
-	    $(CERT_ARGS) .
+	$(PYTHON) -m rlm.cli image build --engine $(ENGINE) --base-image $(BASE_IMAGE) --tag $(IMAGE)
 
 base-image:
 	bash scripts/build-base-image.sh $(LOCAL_BASE)

@@ -24,6 +24,7 @@ from rlm.cli.run import RunRequest, execute, run_options
 SUBCOMMANDS = {
     "doctor": "rlm.cli.doctor:doctor",
     "image": "rlm.cli.image:image",
+    "kernel": "rlm.notebook.cli:kernel",
 }
 """name -> "module:attribute" of a click command or group."""
 
