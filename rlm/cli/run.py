@@ -286,12 +286,6 @@ def _run(
 def _make_rlm(request: RunRequest, backend: Any, model: str, sinks: list[Any]) -> Any:
     from rlm.orchestrator import RLM
 
-    class CLIRLM(RLM):
-        # RLM has no public parameter for extra event sinks yet; the progress display
-        # and the verbose printer share one console, so the CLI adds them itself.
-        def _sinks(self) -> list[Any]:
-            return [*super()._sinks(), *sinks]
-
     given = {
         "max_iterations": request.max_iterations,
         "max_depth": request.max_depth,
@@ -302,12 +296,13 @@ def _make_rlm(request: RunRequest, backend: Any, model: str, sinks: list[Any]) -
         "image": request.image,
         "trace": request.trace,
     }
-    return CLIRLM(
+    return RLM(
         backend,
         model=model,
         recursive_model=request.recursive_model,
         compact_prompt=request.compact_prompt,
         runtime=request.runtime,
+        event_sinks=sinks,
         # Unset options keep the RLM's defaults, so they are written down only there.
         **{name: value for name, value in given.items() if value is not None},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -42,7 +43,7 @@ class RLM:
     `trace` names a JSONL file receiving every event; `verbose` renders progress on
     stderr. `max_output_chars` caps the code output the model reads back per reply;
     `max_concurrent_children` caps child runs (each with a sandbox) running at once
-    per depth.
+    per depth. `event_sinks` receive every event too (a progress display, a viewer).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class RLM:
         trace: str | os.PathLike[str] | None = None,
         max_output_chars: int = 20_000,
         max_concurrent_children: int = 4,
+        event_sinks: Sequence[EventSink] = (),
     ) -> None:
         if max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
@@ -90,6 +92,7 @@ class RLM:
         )
         self.trace = TraceWriter(trace) if trace is not None else None
         self._ledger = CostLedger()
+        self._extra_sinks = list(event_sinks)
 
     async def acompletion(self, context: Context, query: str) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
@@ -148,4 +151,4 @@ class RLM:
             from rlm.orchestrator.progress import ProgressPrinter
 
             sinks.append(ProgressPrinter())
-        return sinks
+        return [*sinks, *self._extra_sinks]
