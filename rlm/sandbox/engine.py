@@ -155,8 +155,9 @@ class Engine:
             return self.client.images.get(image).labels or {}
         except docker.errors.ImageNotFound:
             raise ImageNotFoundError(
-                f"kernel image {image} not found: build it with `make image` "
-                "(offline hosts: `make base-image image BASE_IMAGE=localhost/rlm-base:bookworm`)"
+                f"kernel image {image} not found: build it with `rlm image build` or "
+                "`make image` (no registry: `make base-image image "
+                "BASE_IMAGE=localhost/rlm-base:bookworm`)"
             ) from None
 
 
