@@ -1,0 +1,87 @@
+"""The two ways a task is answered: by an RLM, or (the baseline) by the plain model
+reading the context cut to its window, as the paper compares them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from rlm.backends import Backend
+from rlm.errors import BackendError
+from rlm.eval.tasks import CHARS_PER_TOKEN, Task
+
+if TYPE_CHECKING:
+    from rlm.orchestrator import RLM
+
+
+@dataclass
+class Attempt:
+    """What answering one task produced and cost; `error` says why it has no answer."""
+
+    answer: str
+    cost_usd: float | None
+    tokens: int
+    iterations: int
+    wall_time_s: float
+    error: str | None = None
+
+
+class Solver(Protocol):
+    mode: str
+
+    async def __call__(self, task: Task) -> Attempt:
+        """Answer `task`; a failure is returned in Attempt.error, never raised."""
+        ...
+
+
+@dataclass
+class RLMSolver:
+    rlm: RLM
+    mode: str = "rlm"
+
+    async def __call__(self, task: Task) -> Attempt:
+        result = await self.rlm.acompletion(task.context, task.query)
+        stats = result.stats
+        return Attempt(
+            answer=result.answer,
+            cost_usd=stats.cost_usd,
+            tokens=stats.total_tokens,
+            iterations=stats.iterations,
+            wall_time_s=stats.wall_time_s,
+            error=result.error,
+        )
+
+
+@dataclass
+class BaselineSolver:
+    """One call to `model` with the context's head and the question, the whole prompt
+    kept within `window_tokens` (CHARS_PER_TOKEN characters each)."""
+
+    backend: Backend
+    model: str
+    window_tokens: int
+    mode: str = "baseline"
+
+    def prompt(self, task: Task) -> str:
+        question = f"\n\nAnswer the question about the text above.\n{task.query}"
+        room = max(self.window_tokens * CHARS_PER_TOKEN - len(question), 0)
+        return task.context[:room] + question
+
+    async def __call__(self, task: Task) -> Attempt:
+        started = time.monotonic()
+        messages = [{"role": "user", "content": self.prompt(task)}]
+        try:
+            completion = await self.backend.acomplete(messages, self.model)
+        except BackendError as exc:
+            return Attempt(
+                "", None, 0, 1, time.monotonic() - started, f"{type(exc).__name__}: {exc}"
+            )
+        usage = completion.usage
+        tokens = (
+            usage.input_tokens
+            + usage.output_tokens
+            + usage.cache_read_tokens
+            + usage.cache_write_tokens
+        )
+        return Attempt(completion.text, usage.cost_usd, tokens, 1, time.monotonic() - started)
