@@ -2,8 +2,7 @@
 
 import sys
 
-from rlm.cli import cli
+from rlm.cli import RLMGroup
 from rlm.eval.cli import eval_command
 
-cli.add_command(eval_command)
-cli.main(["eval", *sys.argv[1:]], prog_name="rlm")
+RLMGroup("rlm", commands=[eval_command]).main(["eval", *sys.argv[1:]], prog_name="rlm")

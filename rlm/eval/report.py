@@ -88,7 +88,7 @@ def plot(rows: list[Row], path: Path, title: str) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise PlotUnavailable(
-            "plot skipped: matplotlib is not installed (pip install matplotlib)"
+            "plot skipped: matplotlib is not installed (pip install 'rlm[eval]')"
         ) from exc
 
     by_kind: dict[str, list[Row]] = defaultdict(list)

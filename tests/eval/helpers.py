@@ -8,18 +8,18 @@ from typing import Any
 
 from click.testing import CliRunner, Result
 
-from rlm.cli import cli
+from rlm.cli import RLMGroup
 from rlm.eval.cli import eval_command
 
-# The rlm group may list `eval` among its lazy subcommands already; adding it is harmless.
-cli.add_command(eval_command)
+# The rlm group's error handling around our command alone, leaving the real group as is.
+rlm = RLMGroup("rlm", commands=[eval_command])
 
 FAST = ("--backend", "openai", "--runtime", "local", "--concurrency", "2")
 """The fake endpoint, and kernels as local processes (container runs are marked)."""
 
 
 def run_eval(*args: str) -> Result:
-    return CliRunner().invoke(cli, ["eval", *args])
+    return CliRunner().invoke(rlm, ["eval", *args])
 
 
 def records(path: Path) -> list[dict[str, Any]]:

@@ -58,6 +58,7 @@ def test_without_matplotlib_the_plot_says_how_to_install_it(
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(PlotUnavailable, match=r"pip install matplotlib"):
+    advice = r"matplotlib is not installed \(pip install 'rlm\[eval\]'\)"
+    with pytest.raises(PlotUnavailable, match=advice):
         plot(summarize(RECORDS), tmp_path / "results.png", "title")
     assert not (tmp_path / "results.png").exists()
