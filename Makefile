@@ -36,3 +36,33 @@ bench:
 lint:
 	ruff check .
 	ruff format --check .
+
+# --- evaluation (README "Evaluation") --------------------------------------------------
+# Keys come from the environment (e.g. ANTHROPIC_API_KEY). Each target keeps its results
+# in its own JSONL, so a killed or repeated run resumes where it stopped.
+BACKEND ?= anthropic
+MODEL ?=
+SUB_MODEL ?=
+N ?= 5
+LENGTHS ?= 2^13..2^17
+CONCURRENCY ?= 2
+OUT ?=
+EVAL_ARGS = --backend $(BACKEND) $(if $(MODEL),--model '$(MODEL)') \
+	$(if $(SUB_MODEL),--sub-model '$(SUB_MODEL)') -n $(N) --lengths '$(LENGTHS)' \
+	--concurrency $(CONCURRENCY)
+# Default results file: per backend, model and task set (a file holds one configuration).
+eval_out = $(or $(OUT),eval-results/$(BACKEND)$(if $(MODEL),-$(subst /,_,$(MODEL)))-$(1).jsonl)
+
+.PHONY: eval eval-sniah eval-oolong eval-pairs
+
+eval-sniah:
+	$(PYTHON) -m rlm.eval --task sniah $(EVAL_ARGS) --out '$(call eval_out,sniah)'
+
+eval-oolong:
+	$(PYTHON) -m rlm.eval --task oolong $(EVAL_ARGS) --out '$(call eval_out,oolong)'
+
+eval-pairs:
+	$(PYTHON) -m rlm.eval --task pairs $(EVAL_ARGS) --out '$(call eval_out,pairs)'
+
+eval:
+	$(PYTHON) -m rlm.eval $(EVAL_ARGS) --out '$(call eval_out,all)'

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
     "doctor": "rlm.cli.doctor:doctor",
     "image": "rlm.cli.image:image",
     "kernel": "rlm.notebook.cli:kernel",
+    "eval": "rlm.eval.cli:eval_command",
 }
 """name -> "module:attribute" of a click command or group."""
 
