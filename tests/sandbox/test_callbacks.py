@@ -11,6 +11,7 @@ import zmq.asyncio
 
 from rlm.kernel_image import RUNTIME_DIR
 from rlm.sandbox import wire
+from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
 from rlm.sandbox.wire import PROTOCOL, Signer
 from tests.conftest import RecordingHandler
@@ -97,3 +98,17 @@ def test_kernel_and_host_share_one_wire_format() -> None:
     kernel_copy = (RUNTIME_DIR / "rlm_kernel" / "wire.py").read_text()
     strip = lambda text: text.split('"""', 2)[2]  # noqa: E731 - docstrings name each other
     assert strip(host_copy) == strip(kernel_copy)
+
+
+async def test_a_handler_that_never_answers_times_out() -> None:
+    handler = RecordingHandler(delay=30)
+    limits = SandboxLimits(callback_timeout=0.5)
+    async with Sandbox("x", llm_handler=handler, runtime="local", limits=limits) as box:
+        result = await box.execute("llm_query('slow')", timeout=20)
+        assert result.error is not None
+        assert result.error.name == "LLMQueryError"
+        assert "0.5 s" in result.error.value
+        assert result.duration < 10
+        # The channel still works afterwards.
+        handler.delay = 0
+        assert (await box.execute("print(llm_query('fast'))")).stdout == "answer to fast\n"
