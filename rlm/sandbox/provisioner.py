@@ -49,7 +49,8 @@ CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
 CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
 CONTAINER_CONTEXT_DIR = "/run/rlm-context"
-IMAGE_USER = "1000:1000"
+IMAGE_UID = IMAGE_GID = 1000
+IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"
 _DEFAULTS = SandboxLimits()
 
 
@@ -235,9 +236,11 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
             },
         }
         if os.getuid() == 0:
-            # Rootful engine: run as the image's unprivileged user, which must reach the
-            # socket directory (its parent stays private to root).
-            os.chown(layout.shared, 1000, 1000)
+            # Rootful engine: run as the image's unprivileged user, which may create its
+            # sockets in the shared directory (through its group) until seal_run_dir().
+            # The directory's parent stays private to root.
+            os.chown(layout.shared, 0, IMAGE_GID)
+            os.chmod(layout.shared, 0o770)
             options["user"] = IMAGE_USER
         else:
             options["user"] = f"{os.getuid()}:{os.getgid()}"
@@ -309,6 +312,17 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
 
     async def terminate(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGTERM)
+
+    def seal_run_dir(self) -> None:
+        """Call once the kernel answers (its sockets exist): it may create no more files.
+
+        The shared directory lives on the host's disk, outside the container's tmpfs and
+        memory limits. Under a rootful engine the kernel reaches it only through its group,
+        so dropping the group's write bit holds; a rootless kernel runs as the directory's
+        owner (your own uid) and could undo it, so there is nothing to seal.
+        """
+        if os.getuid() == 0:
+            os.chmod(self.layout.shared, 0o750)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return min(recommended, 2.0)

@@ -131,6 +131,8 @@ class Sandbox:
         except RuntimeError as exc:
             reason = await self._death_reason()
             raise KernelDiedError(f"the kernel did not start: {reason or exc}") from None
+        if seal := getattr(self._manager.provisioner, "seal_run_dir", None):  # type: ignore[union-attr]
+            seal()
 
     def _materialize_context(self) -> tuple[Path | None, str]:
         """Put the context in a file the kernel can map: ours, or the user's after a check."""

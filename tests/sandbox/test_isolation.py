@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,8 @@ async def test_symlinks_planted_by_the_kernel_are_not_followed(tmp_path: Path) -
             f"    os.symlink({str(sentinel)!r}, path)\n"
             "print(sorted(os.listdir('/run/rlm')))"
         )
-        assert planted.ok, planted.error
+        # A sealed directory (rootful engine) refuses the links; otherwise they exist.
+        assert planted.ok or planted.error.name == "PermissionError", planted.error
         # A restart makes the host rewrite the kernel's connection details.
         stuck = await box.execute(
             "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -117,3 +119,20 @@ async def test_symlinks_planted_by_the_kernel_are_not_followed(tmp_path: Path) -
         assert stuck.restarted
         assert (await box.execute("print('back')")).stdout == "back\n"
     assert sentinel.read_text() == "untouched"
+
+
+async def test_kernel_cannot_fill_the_host_disk_through_its_socket_directory() -> None:
+    if os.getuid() != 0:
+        pytest.skip("rootless: the kernel runs as the directory's owner (your own uid)")
+    async with Sandbox("x", limits=SandboxLimits(interrupt_grace=1.0)) as box:
+        result = await box.execute("open('/run/rlm/filler', 'wb').write(b'x' * 1024)")
+        assert result.error is not None and result.error.name == "PermissionError"
+        # After a restart the new kernel can still create its sockets, then is sealed again.
+        stuck = await box.execute(
+            "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "while True:\n    time.sleep(0.05)",
+            timeout=1.0,
+        )
+        assert stuck.restarted
+        again = await box.execute("open('/run/rlm/filler', 'wb')")
+        assert again.error is not None and again.error.name == "PermissionError"
