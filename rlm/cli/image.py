@@ -21,7 +21,10 @@ from rlm.cli.errors import ExitCode, UsageProblem
 
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# The directory holding the `rlm` package: a checkout, or site-packages for an installed
+# wheel, which carries the Containerfile as package data.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
+CONTAINERFILE = Path("rlm/kernel_image/Containerfile")
 RUNTIME_SOURCES = Path("rlm/kernel_image/rlm_kernel")
 ENGINES = ("podman", "docker")
 
@@ -62,11 +65,9 @@ def find_engine(engine: str | None) -> str:
 
 def stage_context(into: Path, source_root: Path = SOURCE_ROOT) -> Path:
     """Copy the Containerfile and the runtime's sources into `into`; return it."""
-    containerfile = source_root / "Containerfile"
+    containerfile = source_root / CONTAINERFILE
     if not containerfile.is_file():
-        raise UsageProblem(
-            f"no Containerfile in {source_root}: build the image from a checkout of rlm"
-        )
+        raise UsageProblem(f"no Containerfile at {containerfile}: reinstall rlm")
     shutil.copy(containerfile, into / "Containerfile")
     runtime = into / RUNTIME_SOURCES
     runtime.mkdir(parents=True)
