@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rlm.sandbox import LLMRequest, Sandbox
+from rlm.sandbox.pool import SandboxPool
 
 
 @dataclass
@@ -113,6 +114,20 @@ async def _start_ms(runtime: str, context: str, repeat: int) -> float:
     return statistics.median(times) * 1000
 
 
+async def _pooled_start_ms(runtime: str, repeat: int) -> float:
+    times = []
+    async with SandboxPool(1, runtime=runtime) as pool:
+        for _ in range(repeat):
+            async with asyncio.timeout(120):
+                while not pool.ready:
+                    await asyncio.sleep(0.05)
+            started = time.perf_counter()
+            box = await pool.acquire("a short context", _zero_latency)
+            times.append(time.perf_counter() - started)
+            await box.close()
+    return statistics.median(times) * 1000
+
+
 async def run_benchmarks(repeat: int, with_container: bool, console: Console) -> list[Measure]:
     measures: list[Measure] = []
     runtimes = ["container", "local"] if with_container else ["local"]
@@ -185,6 +200,17 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
                 target=1100.0,
             )
         )
+
+    console.print(f"[dim]{main}: sandboxes from a warm pool...[/dim]")
+    measures.append(
+        Measure(
+            f"start to ready from a warm pool, with its context ({main})",
+            "ms",
+            await _pooled_start_ms(main, 5),
+            5,
+            target=50.0,
+        )
+    )
 
     console.print(f"[dim]{main}: 100 MB context...[/dim]")
     big = "The quick brown fox jumps over the lazy dog. " * 2_300_000

@@ -49,6 +49,7 @@ class RunRequest:
     max_time: float | None = None
     runtime: str = "container"
     image: str | None = None
+    warm_pool: int | None = None
     compact_prompt: bool = False
     json_output: bool = False
     trace: Path | None = None
@@ -90,6 +91,12 @@ RUN_OPTIONS = [
         "--max-depth",
         type=click.IntRange(min=0),
         help="Recursion depth of llm_query (default 3; 1: plain model calls).",
+    ),
+    click.option(
+        "--warm-pool",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="Keep N sandboxes warming up for child runs (needs --max-depth 2 or more).",
     ),
     click.option("--max-sub-calls", type=click.IntRange(min=0), help="Budget: llm_query calls."),
     click.option("--max-tokens", type=click.IntRange(min=1), help="Budget: tokens, all calls."),
@@ -289,6 +296,7 @@ def _make_rlm(request: RunRequest, backend: Any, model: str, sinks: list[Any]) -
     given = {
         "max_iterations": request.max_iterations,
         "max_depth": request.max_depth,
+        "warm_pool": request.warm_pool,
         "max_sub_calls": request.max_sub_calls,
         "max_tokens": request.max_tokens,
         "max_cost_usd": request.max_cost,

@@ -21,7 +21,7 @@ from rlm.orchestrator.budget import Budget, BudgetLimits
 from rlm.orchestrator.events import EventSink
 from rlm.orchestrator.result import RLMResult
 from rlm.orchestrator.run import Run
-from rlm.orchestrator.sandboxes import SandboxFactory
+from rlm.orchestrator.sandboxes import SandboxFactory, warm_pool_scope
 from rlm.orchestrator.stats import CostLedger
 from rlm.orchestrator.trace import TraceWriter
 from rlm.orchestrator.tree import RunTree, Settings
@@ -44,6 +44,8 @@ class RLM:
     stderr. `max_output_chars` caps the code output the model reads back per reply;
     `max_concurrent_children` caps child runs (each with a sandbox) running at once
     per depth. `event_sinks` receive every event too (a progress display, a viewer).
+    `warm_pool=N` keeps N sandboxes starting in the background during each completion,
+    so child runs (max_depth >= 2) start from a ready kernel.
     """
 
     def __init__(
@@ -68,11 +70,14 @@ class RLM:
         max_output_chars: int = 20_000,
         max_concurrent_children: int = 4,
         event_sinks: Sequence[EventSink] = (),
+        warm_pool: int = 0,
     ) -> None:
         if max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
         if max_depth < 0:
             raise ValueError("max_depth must be 0 or more")
+        if warm_pool < 0:
+            raise ValueError("warm_pool must be 0 or more")
         self.backend = backend
         self.model = model
         self.recursive_model = recursive_model or model
@@ -93,11 +98,19 @@ class RLM:
         self.trace = TraceWriter(trace) if trace is not None else None
         self._ledger = CostLedger()
         self._extra_sinks = list(event_sinks)
+        self.warm_pool = warm_pool
 
     async def acompletion(self, context: Context, query: str) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
         raised (a context of the wrong type raises TypeError: a caller's bug); cancelling
         the task releases every sandbox it started."""
+        pool = None
+        if self.warm_pool and self.settings.max_depth >= 2:  # only child runs use it
+            pool = self.sandbox_factory.warm_pool(self.warm_pool)
+        async with warm_pool_scope(pool):
+            return await self._complete(context, query)
+
+    async def _complete(self, context: Context, query: str) -> RLMResult:
         tree = RunTree(
             backend=self.backend,
             settings=self.settings,

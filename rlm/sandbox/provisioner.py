@@ -82,6 +82,11 @@ class RunDirProvisioning(HasTraits):
     def layout(self) -> RunDir:
         return RunDir(Path(self.run_dir))
 
+    @property
+    def kernel_shared_dir(self) -> str:
+        """Where the kernel sees the run directory's shared part."""
+        return str(self.layout.shared)
+
     def prepare_run_dir(self) -> None:
         if not self.run_dir:
             self._owned_run_dir = RunDir.create()
@@ -149,6 +154,7 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
 
     container: Any = None
     engine: Engine | None = None
+    kernel_shared_dir = CONTAINER_RUN_DIR
 
     @property
     def has_process(self) -> bool:

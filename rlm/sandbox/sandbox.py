@@ -14,6 +14,8 @@ import asyncio
 import codecs
 import json
 import logging
+import os
+import secrets
 import time
 from pathlib import Path
 from queue import Empty
@@ -143,17 +145,10 @@ class Sandbox:
             return self._context_file, fmt
         if self._context is None:
             return None, "text"
-        if isinstance(self._context, str):
-            path, data = self._run_dir.path / "context.txt", self._context
-        elif isinstance(self._context, list | dict):
-            path, data = self._run_dir.path / "context.json", json.dumps(self._context)
-        else:
-            raise TypeError(
-                f"context must be a str, list or dict, not {type(self._context).__name__}"
-            )
-        path.write_text(data, encoding="utf-8", errors="surrogatepass")
-        path.chmod(0o644)
-        return path, "json" if path.suffix == ".json" else "text"
+        data, fmt = _serialize(self._context)
+        path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
+        _write_new_file(path, data)
+        return path, fmt
 
     async def close(self) -> None:
         """Remove the kernel, its container and run directory. Safe to call twice."""
@@ -188,6 +183,36 @@ class Sandbox:
         if self._run_dir is not None:
             self._run_dir.remove()
             self._run_dir = None
+
+    # --- handing a started sandbox to a run (warm pools) ---------------------------------
+
+    def set_llm_handler(self, handler: LLMHandler) -> None:
+        """Serve llm_query with `handler` from now on (the sandbox must have started with one)."""
+        if self._callbacks is None:
+            raise SandboxError("this sandbox was started without a callback channel")
+        self._callbacks.handler = handler
+
+    async def load_context(self, context: Context) -> None:
+        """Replace CONTEXT in the running kernel, through a file it maps, never over ZMQ."""
+        if self._run_dir is None or self._manager is None or self.closed:
+            raise SandboxError("the sandbox is not running")
+        data, fmt = _serialize(context)
+        name = f"context-{secrets.token_hex(8)}.{'json' if fmt == 'json' else 'txt'}"
+        host_path = self._run_dir.shared / name
+        try:
+            await asyncio.to_thread(_write_new_file, host_path, data)
+        except OSError as exc:  # e.g. the kernel planted something under that name
+            raise SandboxError(f"could not hand the context to the kernel: {exc}") from exc
+        try:
+            kernel_dir = self._manager.provisioner.kernel_shared_dir  # type: ignore[union-attr]
+            result = await self.execute(
+                "get_ipython().kernel.runtime.load_context_file("
+                f"{kernel_dir + '/' + name!r}, {fmt!r})"
+            )
+        finally:
+            host_path.unlink(missing_ok=True)
+        if result.error is not None:
+            raise SandboxError(f"the kernel could not load the context: {result.error.value}")
 
     # --- running code ------------------------------------------------------------------
 
@@ -351,6 +376,27 @@ class _Collector:
         result.results = [r for r in result.results if r]
         result.dropped_chars += self._stdout.dropped + self._stderr.dropped + self._results.dropped
         return result
+
+
+def serialized_size(context: Context) -> int:
+    """Roughly how many bytes the context takes in a file (and, decoded, in the kernel)."""
+    return len(context) if isinstance(context, str) else len(_serialize(context)[0])
+
+
+def _serialize(context: Context) -> tuple[str, str]:
+    """The context as file text, and the format the kernel decodes it with."""
+    if isinstance(context, str):
+        return context, "text"
+    if isinstance(context, list | dict):
+        return json.dumps(context), "json"
+    raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
+
+
+def _write_new_file(path: Path, text: str) -> None:
+    """Create `path` readable by the kernel; never follow or reuse what is already there."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as f:
+        f.write(text)
 
 
 def _check_utf8(path: Path) -> None:

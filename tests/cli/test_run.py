@@ -149,3 +149,24 @@ def test_budgets_and_models_reach_the_run(openai_server: FakeModelServer, cats: 
     assert result.exit_code == 0
     models = [request.json["model"] for request in openai_server.requests]
     assert models == ["big", "small", "big"]
+
+
+def test_warm_pool_option_reaches_the_run(
+    openai_server: FakeModelServer, cats: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlm.sandbox.pool import SandboxPool
+
+    sizes: list[int] = []
+    original = SandboxPool.__init__
+
+    def recording_init(self: SandboxPool, size: int, **kwargs: object) -> None:
+        sizes.append(size)
+        original(self, size, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SandboxPool, "__init__", recording_init)
+    args = [*LOCAL, "--max-depth", "2", "--context-file", str(cats), "--query", "Cats?"]
+    args += ["--warm-pool", "2"]
+    result = invoke(args)
+    assert (result.exit_code, result.stdout) == (0, "3 cats\n"), result.stderr
+    assert sizes == [2]
+    assert invoke([*args[:-1], "-1"]).exit_code == 2

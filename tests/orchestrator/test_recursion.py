@@ -7,6 +7,7 @@ import re
 
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
+from rlm.sandbox.pool import SandboxPool
 from tests.orchestrator.helpers import (
     RecordingFactory,
     is_child,
@@ -124,3 +125,32 @@ async def test_max_depth_zero_disables_llm_query() -> None:
     result = await RLM(backend, max_depth=0, runtime="local").acompletion("x", "q")
     assert "llm_query is disabled (max_depth=0)" in result.answer
     assert len(backend.calls) == 1 and result.stats.sub_calls == {}
+
+
+async def test_child_runs_start_from_the_warm_pool(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pools: list[SandboxPool] = []
+
+    class RecordedPool(SandboxPool):
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr("rlm.orchestrator.sandboxes.SandboxPool", RecordedPool)
+
+    def model(messages: list[Message], model: str) -> str:
+        if is_child(messages):
+            return repl("FINAL(CONTEXT.split()[-1] + ' ' + str(len(globals())))")
+        if len(messages) == 1:
+            return repl("import time\ntime.sleep(1.5)")  # the pool warms up meanwhile
+        if len(messages) == 3:
+            return repl("print(llm_query('the answer is 42'))")
+        return repl(f"FINAL({last_user(messages).splitlines()[1].split()[0]!r})")
+
+    rlm = RLM(ScriptedBackend(model), max_depth=2, runtime="local", warm_pool=1)
+    result = await rlm.acompletion("root context", "q")
+
+    assert (result.success, result.answer) == (True, "42")
+    assert result.stats.child_runs == 1
+    (pool,) = pools
+    assert pool.stats()["hits"] == 1
+    assert pool.ready == 0  # closed with the completion: nothing left waiting

@@ -120,6 +120,10 @@ class Runtime:
         self.reserved["CONTEXT"] = self.reserved["context"] = value
         self._namespace["CONTEXT"] = self._namespace["context"] = value
 
+    def load_context_file(self, path: str, fmt: str) -> None:
+        """Replace CONTEXT from a file the host wrote (a pooled kernel gets its data here)."""
+        self.set_context(load_context(path, fmt))
+
     def _require_client(self) -> CallbackClient:
         if self._client is None:
             raise LLMQueryError("llm_query is not available: this kernel has no callback channel")

@@ -1,0 +1,126 @@
+"""The warm pool: sandboxes started ahead, each handed to one run with its context."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from rlm.errors import SandboxError
+from rlm.sandbox.engine import get_engine
+from rlm.sandbox.pool import SandboxPool
+from rlm.sandbox.rundir import OWNER_LABEL
+from rlm.sandbox.sandbox import Sandbox
+from tests.conftest import RecordingHandler
+
+pytestmark = pytest.mark.rootless
+
+
+def our_containers() -> set[str]:
+    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    return {c.id for c in containers}
+
+
+async def wait_ready(pool: SandboxPool, count: int) -> None:
+    async with asyncio.timeout(120):
+        while pool.ready < count:
+            await asyncio.sleep(0.05)
+
+
+async def test_warm_sandbox_gets_its_context_and_handler(runtime: str) -> None:
+    handler = RecordingHandler()
+    async with SandboxPool(2, runtime=runtime) as pool:
+        await wait_ready(pool, 2)
+        box = await pool.acquire({"rows": ["a", "b"]}, handler)
+        try:
+            result = await box.execute(
+                "print(type(CONTEXT).__name__, json.dumps(context), llm_query('hi'))"
+            )
+            assert result.stdout == 'dict {"rows": ["a", "b"]} answer to hi\n'
+            assert pool.stats()["hits"] == 1
+        finally:
+            await box.close()
+        text = await pool.acquire("plain text", handler)
+        try:
+            assert (await text.execute("print(CONTEXT)")).stdout == "plain text\n"
+        finally:
+            await text.close()
+
+
+@pytest.mark.container
+async def test_each_sandbox_serves_one_run_and_the_pool_refills() -> None:
+    async with SandboxPool(1) as pool:
+        await wait_ready(pool, 1)
+        first = await pool.acquire("one", RecordingHandler())
+        await first.execute("secret = 'left by run one'")
+        first_id = first.container_id
+        await first.close()
+        await wait_ready(pool, 1)
+        second = await pool.acquire("two", RecordingHandler())
+        try:
+            assert second.container_id != first_id
+            leftover = await second.execute("print('secret' in globals(), CONTEXT)")
+            assert leftover.stdout == "False two\n"
+        finally:
+            await second.close()
+        waiting = our_containers()
+    # Closing the pool removes the sandboxes still waiting for a run.
+    assert not (waiting & our_containers())
+
+
+async def test_empty_pool_starts_a_fresh_sandbox() -> None:
+    pool = SandboxPool(1, runtime="local")  # never started: nothing is ready
+    box = await pool.acquire("cold", RecordingHandler())
+    try:
+        assert (await box.execute("print(CONTEXT)")).stdout == "cold\n"
+        assert pool.stats() == {"size": 1, "ready": 0, "hits": 0, "misses": 1}
+    finally:
+        await box.close()
+        await pool.close()
+
+
+@pytest.mark.container
+async def test_a_pool_that_cannot_start_kernels_falls_back_and_closes_cleanly() -> None:
+    before = our_containers()
+    pool = SandboxPool(2, image="localhost/rlm-kernel:does-not-exist")
+    pool.start()
+    await asyncio.sleep(1.0)
+    assert pool.ready == 0
+    with pytest.raises(Exception, match="make image"):
+        await pool.acquire("x", RecordingHandler())
+    await pool.close()
+    assert our_containers() <= before
+
+
+async def test_load_context_replaces_context_and_removes_its_file(runtime: str) -> None:
+    async with SandboxPool(1, runtime=runtime) as pool:
+        await wait_ready(pool, 1)
+        box = await pool.acquire("first", RecordingHandler())
+        try:
+            await box.load_context(["replaced"])
+            result = await box.execute("print(json.dumps(CONTEXT))")
+            assert json.loads(result.stdout) == ["replaced"]
+            assert box.run_dir is not None
+            assert not list((box.run_dir / "k").glob("context-*"))
+        finally:
+            await box.close()
+
+
+async def test_load_context_never_writes_through_a_planted_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may own its directory (local, rootless): the host must not follow links."""
+    sentinel = tmp_path / "host-file"
+    sentinel.write_text("untouched")
+    monkeypatch.setattr("rlm.sandbox.sandbox.secrets.token_hex", lambda n: "predictable")
+    async with Sandbox("x", runtime="local", llm_handler=RecordingHandler()) as box:
+        planted = await box.execute(
+            f"import os; os.symlink({str(sentinel)!r}, 'context-predictable.txt')"
+        )
+        assert planted.ok, planted.error
+        with pytest.raises(SandboxError, match="could not hand the context"):
+            await box.load_context("new text")
+        assert (await box.execute("print(CONTEXT)")).stdout == "x\n"
+    assert sentinel.read_text() == "untouched"
