@@ -49,11 +49,17 @@ class CallbackServer:
         *,
         request_timeout: float = 600.0,
         batch_concurrency: int = 32,
+        max_message_bytes: int = 32 * 1024**2,
+        max_in_flight: int = 64,
     ) -> None:
         self.run_dir = run_dir
         self.handler = handler
         self.request_timeout = request_timeout
         self.batch_concurrency = batch_concurrency
+        self.max_message_bytes = max_message_bytes
+        # Requests being served at once; past that the host stops reading and ZMQ's
+        # high-water mark pushes back on the kernel, so a flood cannot pile up here.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self.key = secrets.token_hex(32).encode()
         self.rejected = 0
         self._signer = Signer(self.key)
@@ -69,6 +75,10 @@ class CallbackServer:
     async def start(self) -> None:
         socket = self._context.socket(zmq.ROUTER)
         socket.setsockopt(zmq.LINGER, 0)
+        # The kernel is untrusted: an oversized message drops its connection before the
+        # host has buffered it, instead of after.
+        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        socket.setsockopt(zmq.RCVHWM, 16)
         socket.bind(self.endpoint)
         # A rootful engine runs the kernel under the image's uid: it must be able to connect.
         # Only that uid and ours can reach this directory.
@@ -76,23 +86,30 @@ class CallbackServer:
         self._socket = socket
         # Readable by the kernel through a read-only mount; its directory is private.
         key_file = self.run_dir.callback_key_file
-        key_file.write_text(json.dumps({"key": self.key.decode()}))
+        config = {"key": self.key.decode(), "max_message_bytes": self.max_message_bytes}
+        key_file.write_text(json.dumps(config))
         key_file.chmod(0o644)
         self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
 
     async def _receive(self) -> None:
         assert self._socket is not None
         while True:
+            await self._in_flight.acquire()
             frames = await self._socket.recv_multipart()
             try:
                 message = self._signer.unpack(frames[1:])
             except Exception as exc:  # forged, unsigned, replayed or garbage: never served
+                self._in_flight.release()
                 self.rejected += 1
-                log.warning("rejected a callback message: %s", exc)
+                log.warning("rejected a callback message: %.200s", exc)
                 continue
             task = asyncio.create_task(self._serve(frames[0], message))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_flight.release()
 
     async def _serve(self, identity: bytes, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -109,7 +126,10 @@ class CallbackServer:
             reply = {"status": "error", "error": _describe(exc)}
         reply["re"] = message.get("id")
         if self._socket is not None and not self._socket.closed:
-            await self._socket.send_multipart([identity, *self._signer.pack(reply)])
+            try:
+                await self._socket.send_multipart([identity, *self._signer.pack(reply)])
+            except zmq.ZMQError as exc:  # the kernel went away meanwhile
+                log.debug("could not send an llm_query reply: %s", exc)
 
     async def _ask(self, request: LLMRequest) -> str:
         try:

@@ -23,6 +23,8 @@ class SandboxLimits:
     output_chars: int = 100_000
     execute_timeout: float = 300.0
     callback_timeout: float = 600.0
+    callback_max_bytes: int = 32 * MiB
+    callback_in_flight: int = 64
     start_timeout: float = 60.0
     interrupt_grace: float = 5.0
 

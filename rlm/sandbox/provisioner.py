@@ -24,12 +24,13 @@ import logging
 import os
 import signal
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import docker.errors
-from docker.types import Ulimit
+from docker.types import LogConfig, Ulimit
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner as JupyterLocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -40,11 +41,19 @@ from rlm.kernel_image import RUNTIME_DIR, runtime_hash
 from rlm.sandbox.callback import CallbackServerThread, LLMHandler
 from rlm.sandbox.engine import Engine, get_engine
 from rlm.sandbox.limits import MiB, SandboxLimits
-from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, SANDBOX_LABEL, RunDir, owner_id
+from rlm.sandbox.rundir import (
+    OWNER_LABEL,
+    RUN_DIR_LABEL,
+    SANDBOX_LABEL,
+    UID_LABEL,
+    RunDir,
+    owner_id,
+)
 from rlm.sandbox.sweep import sweep_once
 
 log = logging.getLogger(__name__)
 
+EXIT_LOG_BYTES = 2000
 CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
 CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
@@ -190,10 +199,15 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         image = self.image or default_image()
         await asyncio.to_thread(_check_image, engine, image)
         options = self._container_options(engine, cmd, kwargs.get("env", {}))
+        launch = _Launch(engine, image, options)
         try:
-            self.container = await asyncio.to_thread(_run_container, engine, image, options)
+            self.container = await asyncio.to_thread(launch.run)
         except docker.errors.DockerException as exc:
             raise SandboxError(f"could not start the kernel container: {exc}") from exc
+        except asyncio.CancelledError:
+            # The engine call goes on in its thread: whatever it creates must go too.
+            launch.abandon()
+            raise
         return self.connection_info
 
     def _container_options(
@@ -232,11 +246,15 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_bytes // MiB}m,mode=1777"},
             "init": True,
+            # What the kernel writes to its raw stdout/stderr lands in the engine's log on
+            # the host's disk: keep it small.
+            "log_config": LogConfig(type="json-file", config={"max-size": "1m"}),
             "volumes": volumes,
             "environment": env,
             "labels": {
                 SANDBOX_LABEL: "1",
                 OWNER_LABEL: owner_id(),
+                UID_LABEL: str(os.getuid()),
                 RUN_DIR_LABEL: self.run_dir,
                 "rlm.kernel-id": self.kernel_id or "",
             },
@@ -294,7 +312,8 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
             return f"killed (exit {code}), most likely out of memory (limit {memory // MiB} MiB)"
         try:
             logs = await asyncio.to_thread(self.container.logs, tail=8)
-            tail = logs.decode(errors="replace").strip()
+            # The kernel chose these lines: keep what a person needs, not all of it.
+            tail = logs[-EXIT_LOG_BYTES:].decode(errors="replace").strip()
         except docker.errors.DockerException:
             tail = ""
         return f"exited with code {code}" + (f"; its last output:\n{tail}" if tail else "")
@@ -425,23 +444,54 @@ def local_kernel_argv() -> list[str]:
     return [sys.executable, "-m", "rlm_kernel", "-f", "{connection_file}"]
 
 
+class _Launch:
+    """One container start on a worker thread, which a cancelled caller can abandon."""
+
+    def __init__(self, engine: Engine, image: str, options: dict[str, Any]) -> None:
+        self._args = (engine, image, options)
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._container: Any = None
+
+    def run(self) -> Any:
+        container = _run_container(*self._args)
+        with self._lock:
+            if not self._abandoned:
+                self._container = container
+                return container
+        _remove_quietly(container)
+        return None
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            container, self._container = self._container, None
+        if container is not None:  # created, but the result never reached the caller
+            threading.Thread(target=_remove_quietly, args=(container,), daemon=True).start()
+
+
+def _remove_quietly(container: Any) -> None:
+    with contextlib.suppress(docker.errors.DockerException):
+        container.remove(force=True)
+
+
 def _run_container(engine: Engine, image: str, options: dict[str, Any]) -> Any:
-    """`containers.run(image, **options)`, detached, honouring a Podman `userns_mode`.
+    """Create and start a container from `options` (containers.run's keywords, detached);
+    a container whose start fails is removed rather than left behind "Created".
 
     docker-py refuses every userns_mode but "host", while Podman's Docker-compatible API
     takes `keep-id` in HostConfig.UsernsMode: build the request with docker-py and set it there.
     """
-    options = dict(options)
-    userns_mode = options.pop("userns_mode", None)
-    if not userns_mode:
-        return engine.client.containers.run(image, **options)
     from docker.models.containers import _create_container_args
 
+    options = dict(options)
+    userns_mode = options.pop("userns_mode", None)
     options.pop("detach", None)
     create = _create_container_args(
         {**options, "image": image, "detach": True, "version": engine.client.api._version}
     )
-    create["host_config"]["UsernsMode"] = userns_mode
+    if userns_mode:
+        create["host_config"]["UsernsMode"] = userns_mode
     container_id = engine.client.api.create_container(**create)["Id"]
     try:
         engine.client.api.start(container_id)

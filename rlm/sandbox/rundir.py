@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 OWNER_LABEL = "rlm.owner"
 RUN_DIR_LABEL = "rlm.run-dir"
 SANDBOX_LABEL = "rlm.sandbox"
+UID_LABEL = "rlm.uid"
 
 
 def base_dir() -> Path:
@@ -56,7 +57,12 @@ def pid_alive(pid: int, start_time: str | None = None) -> bool:
         return False
     except PermissionError:
         pass
-    return start_time in (None, "?") or _start_time(pid) == start_time
+    if start_time in (None, "?"):
+        return True
+    current = _start_time(pid)
+    # Unreadable (/proc mounted with hidepid): assume alive rather than remove a live
+    # process's sandbox.
+    return current is None or current == start_time
 
 
 def owner_alive(owner: str) -> bool:
@@ -110,6 +116,15 @@ class RunDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def ours_to_remove(path: str) -> Path | None:
+    """`path` if it is one of our run directories, else None: a label is only a label."""
+    candidate = Path(path)
+    base = base_dir()
+    if candidate.parent == base and candidate.name.startswith("r") and not candidate.is_symlink():
+        return candidate
+    return None
 
 
 def sweep_run_dirs() -> int:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 Context = str | list[Any] | dict[str, Any]
 LIVENESS_INTERVAL = 1.0
 REPLY_GRACE = 5.0
+JUPYTER_MAX_MESSAGE_BYTES = 64 * 1024**2
 
 
 class Sandbox:
@@ -95,6 +96,8 @@ class Sandbox:
                 self._handler,
                 request_timeout=self.limits.callback_timeout,
                 batch_concurrency=self._batch_concurrency,
+                max_message_bytes=self.limits.callback_max_bytes,
+                max_in_flight=self.limits.callback_in_flight,
             )
             await self._callbacks.start()
         config: dict[str, Any] = {
@@ -117,11 +120,18 @@ class Sandbox:
         self._manager = AsyncKernelManager(
             kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec)
         )
-        await asyncio.wait_for(self._manager.start_kernel(), self.limits.start_timeout)
+        try:
+            await asyncio.wait_for(self._manager.start_kernel(), self.limits.start_timeout)
+        except TimeoutError:
+            raise SandboxError(
+                f"the kernel container did not start within {self.limits.start_timeout:g} s"
+            ) from None
         # The kernel's sockets appear only once it is up; ZMQ retries connecting every
         # 100 ms by default, which would add up to that much to every start.
         self._zmq = zmq.asyncio.Context()
         self._zmq.setsockopt(zmq.RECONNECT_IVL, 5)
+        # The kernel is untrusted: cap what one message may make the host buffer.
+        self._zmq.setsockopt(zmq.MAXMSGSIZE, JUPYTER_MAX_MESSAGE_BYTES)
         self._client = self._manager.client(context=self._zmq)
         self._client.start_channels()
         await self._wait_ready()
@@ -236,7 +246,9 @@ class Sandbox:
         if self._client is None or self.closed:
             raise SandboxError("the sandbox is not running")
         async with self._lock:
-            return await self._execute(code, timeout or self.limits.execute_timeout)
+            return await self._execute(
+                code, self.limits.execute_timeout if timeout is None else timeout
+            )
 
     async def _execute(self, code: str, timeout: float) -> ExecuteResult:
         assert self._client is not None

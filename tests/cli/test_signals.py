@@ -23,8 +23,14 @@ pytestmark = pytest.mark.container
 
 def containers_of(pid: int) -> list[str]:
     prefix = f"{socket.gethostname()}:{pid}:"
-    listed = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
-    return [c.id for c in listed if (c.labels or {}).get(OWNER_LABEL, "").startswith(prefix)]
+    listed = get_engine().client.containers.list(
+        all=True, sparse=True, filters={"label": OWNER_LABEL}
+    )
+    return [
+        c.id
+        for c in listed
+        if (c.attrs.get("Labels") or {}).get(OWNER_LABEL, "").startswith(prefix)
+    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

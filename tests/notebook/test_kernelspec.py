@@ -25,7 +25,9 @@ HANDLER = "tests.notebook.handlers:echo_handler"
 
 
 def our_containers() -> list[str]:
-    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    containers = get_engine().client.containers.list(
+        all=True, sparse=True, filters={"label": OWNER_LABEL}
+    )
     return [c.id for c in containers]
 
 

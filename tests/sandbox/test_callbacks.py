@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import resource
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,34 @@ async def test_a_handler_that_never_answers_times_out() -> None:
         # The channel still works afterwards.
         handler.delay = 0
         assert (await box.execute("print(llm_query('fast'))")).stdout == "answer to fast\n"
+
+
+async def test_oversized_requests_are_refused_without_buffering(runtime: str) -> None:
+    handler = RecordingHandler()
+    limits = SandboxLimits(callback_max_bytes=1024**2)
+    async with Sandbox("x", llm_handler=handler, runtime=runtime, limits=limits) as box:
+        too_big = await box.execute("llm_query('x' * 2_000_000)")
+        assert too_big.error is not None and too_big.error.name == "LLMQueryError"
+        assert "over the limit of 1,048,576" in too_big.error.value
+
+        # Kernel code can bypass llm_query and write to the socket itself: the host must
+        # drop an oversized frame as it arrives, not after holding all of it.
+        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        flood = await box.execute(
+            "import os, zmq\n"
+            "s = zmq.Context.instance().socket(zmq.DEALER)\n"
+            "s.connect(os.environ['RLM_CALLBACK_ENDPOINT'])\n"
+            "s.send_multipart([b'rlm-callback/1', b'sig', b'\\0' * 300_000_000])\n"
+            "s.close(linger=5000)"
+        )
+        assert flood.ok, flood.error
+        # The send goes on in the background: give the host time to take all of it in
+        # (it would then count a bad signature) or to drop it.
+        for _ in range(30):
+            if box.callbacks_rejected:
+                break
+            await asyncio.sleep(0.1)
+        assert (await box.execute("print(llm_query('ok'))")).stdout == "answer to ok\n"
+        peak_growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+    assert peak_growth_kib < 100 * 1024
+    assert [r.prompt for r, _, _ in handler.calls] == ["ok"]

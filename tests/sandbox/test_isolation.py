@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rlm.sandbox.engine import get_engine
 from rlm.sandbox.limits import MiB, SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
 
@@ -136,3 +137,19 @@ async def test_kernel_cannot_fill_the_host_disk_through_its_socket_directory() -
         assert stuck.restarted
         again = await box.execute("open('/run/rlm/filler', 'wb')")
         assert again.error is not None and again.error.name == "PermissionError"
+
+
+async def test_raw_output_cannot_fill_the_engine_log_or_the_error() -> None:
+    async with Sandbox("x") as box:
+        flood = await box.execute(
+            "import os\nfor _ in range(40):\n    os.write(1, b'L' * 1_000_000 + b'\\n')"
+        )
+        assert flood.ok, flood.error
+        container = get_engine().client.containers.get(box.container_id)
+        log_path = Path(container.attrs["LogPath"])
+        assert log_path.stat().st_size < 5 * 1024**2
+        died = await box.execute("import os\nos.write(2, b'E' * 20_000_000 + b'\\n')\nos._exit(3)")
+        assert died.restarted and died.error is not None
+        assert "exited with code 3" in died.error.value
+        assert len(died.error.value) < 5000
+        assert (await box.execute("print('back')")).stdout == "back\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rlm.errors import ContextFileError, ImageNotFoundError
+from rlm.errors import ContextFileError, ImageNotFoundError, SandboxError
 from rlm.sandbox.engine import get_engine
+from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.rundir import OWNER_LABEL, base_dir
 from rlm.sandbox.sandbox import Sandbox
 
@@ -20,7 +22,9 @@ pytestmark = [pytest.mark.container, pytest.mark.rootless]
 
 
 def our_containers() -> list[str]:
-    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    containers = get_engine().client.containers.list(
+        all=True, sparse=True, filters={"label": OWNER_LABEL}
+    )
     return [c.id for c in containers]
 
 
@@ -111,3 +115,26 @@ async def test_context_file_is_mounted_read_only(tmp_path: Path) -> None:
     assert result.stdout.strip() == "a file context"
     assert result.error is not None and result.error.name in {"OSError", "PermissionError"}
     assert document.read_text() == "a file context"
+
+
+async def test_a_start_that_times_out_leaves_no_container() -> None:
+    before = set(our_containers())
+    with pytest.raises(SandboxError, match=r"did not start within 0\.05 s"):
+        await Sandbox("x", limits=SandboxLimits(start_timeout=0.05)).start()
+    # The engine call that was under way finishes in its thread; what it made is removed.
+    for _ in range(100):
+        if set(our_containers()) <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert set(our_containers()) <= before
+
+
+def test_sweep_removes_only_our_dead_owners_and_only_our_directories(tmp_path: Path) -> None:
+    from rlm.sandbox.rundir import ours_to_remove, pid_alive
+
+    assert ours_to_remove(str(tmp_path)) is None  # a label naming any other path is ignored
+    assert ours_to_remove(str(base_dir() / "r123-abc")) == base_dir() / "r123-abc"
+    assert ours_to_remove(str(base_dir())) is None
+    # A live process whose start time cannot be read counts as alive.
+    assert pid_alive(os.getpid(), "not-the-real-start-time") is False
+    assert pid_alive(os.getpid(), "?") is True

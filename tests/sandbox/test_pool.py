@@ -19,7 +19,9 @@ pytestmark = pytest.mark.rootless
 
 
 def our_containers() -> set[str]:
-    containers = get_engine().client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    containers = get_engine().client.containers.list(
+        all=True, sparse=True, filters={"label": OWNER_LABEL}
+    )
     return {c.id for c in containers}
 
 

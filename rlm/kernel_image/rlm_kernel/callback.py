@@ -23,18 +23,19 @@ class LLMQueryError(RuntimeError):
 
 
 class CallbackClient:
-    def __init__(self, endpoint: str, key: bytes, timeout: float) -> None:
+    def __init__(self, endpoint: str, key: bytes, timeout: float, max_message_bytes: int) -> None:
         self._endpoint = endpoint
         self._key = key
         self._timeout = timeout
+        self._max_message_bytes = max_message_bytes
         self._context = zmq.Context.instance()
         self._local = threading.local()
 
     @classmethod
     def from_file(cls, path: str, endpoint: str, timeout: float) -> CallbackClient:
         with open(path, encoding="utf-8") as f:
-            key = json.load(f)["key"]
-        return cls(endpoint, key.encode(), timeout)
+            config = json.load(f)
+        return cls(endpoint, config["key"].encode(), timeout, config["max_message_bytes"])
 
     def _channel(self) -> tuple[zmq.Socket, Signer]:
         channel = getattr(self._local, "channel", None)
@@ -49,7 +50,15 @@ class CallbackClient:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
         socket, signer = self._channel()
         request_id = os.urandom(12).hex()
-        socket.send_multipart(signer.pack({"id": request_id, "type": kind, **body}))
+        frames = signer.pack({"id": request_id, "type": kind, **body})
+        size = sum(len(frame) for frame in frames)
+        if size > self._max_message_bytes:
+            # The host would drop it unread; say why now instead of timing out.
+            raise LLMQueryError(
+                f"{kind}: the request is {size:,} bytes, over the limit of "
+                f"{self._max_message_bytes:,}; send smaller prompts or fewer at once"
+            )
+        socket.send_multipart(frames)
         deadline = time.monotonic() + self._timeout
         while True:
             remaining = deadline - time.monotonic()
