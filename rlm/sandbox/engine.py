@@ -56,6 +56,9 @@ class PodmanService:
 
     def __init__(self) -> None:
         self.socket_path = base_dir() / f"podman-{os.getpid()}.sock"
+        # A file, not a pipe: nobody reads the service's warnings once it is up, and a
+        # full pipe would stall the engine.
+        self.log_path = base_dir() / f"podman-{os.getpid()}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,24 +69,21 @@ class PodmanService:
         self.socket_path.unlink(missing_ok=True)
         # A session of its own: Ctrl-C on our terminal must not kill the engine before
         # we have removed our containers.
-        self._process = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", self.url],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        with self.log_path.open("wb") as log_file:
+            self._process = subprocess.Popen(
+                ["podman", "system", "service", "--time=0", self.url],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+                start_new_session=True,
+            )
         (base_dir() / f"podman-{os.getpid()}.pid").write_text(str(self._process.pid))
         atexit.register(self.stop)
         deadline = time.monotonic() + SERVICE_START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                err = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
-                raise EngineNotFoundError(f"podman system service exited: {err.strip()}")
+                err = self.log_path.read_bytes()[-2000:].decode(errors="replace").strip()
+                raise EngineNotFoundError(f"podman system service exited: {err}")
             if self.socket_path.exists() and (client := _connect(self.url)):
                 return client
             time.sleep(0.05)
@@ -100,20 +100,33 @@ class PodmanService:
             except subprocess.TimeoutExpired:
                 self._process.kill()
         self._process = None
-        self.socket_path.unlink(missing_ok=True)
-        (base_dir() / f"podman-{os.getpid()}.pid").unlink(missing_ok=True)
+        for path in (self.socket_path, self.log_path, base_dir() / f"podman-{os.getpid()}.pid"):
+            path.unlink(missing_ok=True)
 
 
 def sweep_podman_services() -> None:
     """Stop podman services started by processes of ours that have died."""
     for pidfile in base_dir().glob("podman-*.pid"):
-        owner = int(pidfile.stem.split("-", 1)[1])
+        try:
+            owner = int(pidfile.stem.split("-", 1)[1])
+            service = int(pidfile.read_text())
+        except (ValueError, OSError):
+            continue
         if pid_alive(owner):
             continue
-        with contextlib.suppress(OSError, ValueError):
-            os.kill(int(pidfile.read_text()), 15)
-        pidfile.unlink(missing_ok=True)
-        (base_dir() / f"podman-{owner}.sock").unlink(missing_ok=True)
+        if _is_podman_service(service):  # not a recycled pid
+            with contextlib.suppress(OSError):
+                os.kill(service, 15)
+        for suffix in ("pid", "sock", "log"):
+            (base_dir() / f"podman-{owner}.{suffix}").unlink(missing_ok=True)
+
+
+def _is_podman_service(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return bool(command) and command[0].endswith(b"podman") and b"service" in command
 
 
 @dataclass

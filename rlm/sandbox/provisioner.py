@@ -25,12 +25,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import docker.errors
-from docker.types import LogConfig, Ulimit
+from docker.types import LogConfig, Mount, Ulimit
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner as JupyterLocalProvisioner
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -54,6 +55,7 @@ from rlm.sandbox.sweep import sweep_once
 log = logging.getLogger(__name__)
 
 EXIT_LOG_BYTES = 2000
+SEAL_TIMEOUT = 120.0
 CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
 CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
@@ -163,6 +165,7 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
 
     container: Any = None
     engine: Engine | None = None
+    _sealer: asyncio.Task[None] | None = None
     kernel_shared_dir = CONTAINER_RUN_DIR
 
     @property
@@ -214,20 +217,18 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         self, engine: Engine, cmd: list[str], launch_env: dict[str, str]
     ) -> dict[str, Any]:
         layout = self.layout
-        volumes = {
-            str(layout.shared): {"bind": CONTAINER_RUN_DIR, "mode": "rw"},
-            str(layout.container_connection_file): {
-                "bind": CONTAINER_CONNECTION_FILE,
-                "mode": "ro",
-            },
-        }
+        # Mount objects, not "src:dst:mode" strings: a path may contain a colon.
+        mounts = [
+            Mount(CONTAINER_RUN_DIR, str(layout.shared), type="bind"),
+            _read_only(CONTAINER_CONNECTION_FILE, layout.container_connection_file),
+        ]
         if layout.callback_key_file.exists():
-            volumes[str(layout.callback_key_file)] = {"bind": CONTAINER_CALLBACK_FILE, "mode": "ro"}
+            mounts.append(_read_only(CONTAINER_CALLBACK_FILE, layout.callback_key_file))
         context_path = None
         if self.context_file:
-            name = Path(self.context_file).name
-            context_path = f"{CONTAINER_CONTEXT_DIR}/{name}"
-            volumes[str(Path(self.context_file).resolve())] = {"bind": context_path, "mode": "ro"}
+            suffix = ".json" if self.context_format == "json" else ".txt"
+            context_path = f"{CONTAINER_CONTEXT_DIR}/context{suffix}"
+            mounts.append(_read_only(context_path, Path(self.context_file).resolve()))
         # Only our variables and the kernelspec's reach the kernel: never the host's
         # environment, which holds API keys.
         env = {k: v for k, v in launch_env.items() if k in (self.kernel_spec.env or {})}
@@ -249,7 +250,7 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
             # What the kernel writes to its raw stdout/stderr lands in the engine's log on
             # the host's disk: keep it small.
             "log_config": LogConfig(type="json-file", config={"max-size": "1m"}),
-            "volumes": volumes,
+            "mounts": mounts,
             "environment": env,
             "labels": {
                 SANDBOX_LABEL: "1",
@@ -339,15 +340,33 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         await self.send_signal(signal.SIGTERM)
 
     def seal_run_dir(self) -> None:
-        """Call once the kernel answers (its sockets exist): it may create no more files.
+        """Call once the kernel's sockets exist: it may create no more files.
 
         The shared directory lives on the host's disk, outside the container's tmpfs and
         memory limits. Under a rootful engine the kernel reaches it only through its group,
         so dropping the group's write bit holds; a rootless kernel runs as the directory's
-        owner (your own uid) and could undo it, so there is nothing to seal.
+        owner (your own uid) and could undo it, so there is nothing to seal. Done here as
+        soon as the sockets appear, for every client (Jupyter's too), and again by rlm's
+        Sandbox once the kernel answers, so no code runs before it.
         """
         if os.getuid() == 0:
             os.chmod(self.layout.shared, 0o750)
+
+    async def post_launch(self, **kwargs: Any) -> None:
+        await super().post_launch(**kwargs)
+        if os.getuid() == 0:
+            self._sealer = asyncio.create_task(self._seal_when_bound())
+
+    async def _seal_when_bound(self) -> None:
+        km = self.parent
+        ports = (km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port)
+        sockets = [Path(f"{km.ip}-{port}") for port in ports]
+        deadline = time.monotonic() + SEAL_TIMEOUT
+        while time.monotonic() < deadline:
+            if all(path.exists() for path in sockets):
+                self.seal_run_dir()
+                return
+            await asyncio.sleep(0.01)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return min(recommended, 2.0)
@@ -365,6 +384,9 @@ class ContainerProvisioner(RunDirProvisioning, KernelProvisionerBase):  # type: 
         self.container = None
 
     async def cleanup(self, restart: bool = False) -> None:
+        if self._sealer is not None:
+            self._sealer.cancel()
+            self._sealer = None
         await self._remove_container()
         if restart:
             self.remove_socket_files()
@@ -442,6 +464,10 @@ def kernel_argv() -> list[str]:
 
 def local_kernel_argv() -> list[str]:
     return [sys.executable, "-m", "rlm_kernel", "-f", "{connection_file}"]
+
+
+def _read_only(target: str, source: Path) -> Mount:
+    return Mount(target, str(source), type="bind", read_only=True)
 
 
 class _Launch:

@@ -368,10 +368,16 @@ class _Collector:
         return False
 
     def add_reply(self, content: dict[str, Any]) -> None:
-        extra = content.get("rlm") or {}
-        self.result.final = extra.get("final")
-        self.result.dropped_chars += int(extra.get("output_dropped", 0))
-        self.result.restored_names = list(extra.get("restored", []))
+        # Written by the kernel, which user code controls: take only well-formed values.
+        extra = content.get("rlm")
+        extra = extra if isinstance(extra, dict) else {}
+        final = extra.get("final")
+        self.result.final = final if isinstance(final, str) else None
+        dropped = extra.get("output_dropped")
+        self.result.dropped_chars += dropped if isinstance(dropped, int) and dropped > 0 else 0
+        restored = extra.get("restored")
+        if isinstance(restored, list):
+            self.result.restored_names = [name for name in restored if isinstance(name, str)]
         if content.get("status") == "error" and self.result.error is None:
             self._set_error(content)
 

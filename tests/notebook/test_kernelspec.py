@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,9 @@ def test_kernel_manager_round_trip_interrupt_restart_shutdown(installed: str) ->
         assert container_id in our_containers()
         first = run(client, "print(CONTEXT)\nprint(llm_query('hello'))")
         assert first["stdout"] == "The launch code is 4417.\necho: hello\n"
+        if os.getuid() == 0:  # sealed under a rootful engine, for Jupyter's clients too
+            sealed = run(client, "open('/run/rlm/filler', 'w')")
+            assert sealed["content"]["ename"] == "PermissionError"
 
         # Interrupt a running cell from the client.
         msg_id = client.execute("import time\nwhile True: time.sleep(0.01)")

@@ -135,3 +135,20 @@ async def test_local_kernel_works_in_its_run_directory() -> None:
         result = await box.execute("import os; print(os.getcwd())")
         assert box.run_dir is not None
         assert result.stdout.strip() == str(box.run_dir / "k")
+
+
+async def test_malformed_reply_fields_from_the_kernel_are_ignored() -> None:
+    async with Sandbox("x", runtime="local") as box:
+        await box.execute(
+            "_kernel = get_ipython().kernel\n"
+            "_real = type(_kernel).do_execute\n"
+            "async def _forged(self, *args, **kwargs):\n"
+            "    reply = await _real(self, *args, **kwargs)\n"
+            "    reply['rlm'] = {'final': {'not': 'a string'}, 'output_dropped': 'many',\n"
+            "                    'restored': [1, 'x']}\n"
+            "    return reply\n"
+            "_kernel.do_execute = _forged.__get__(_kernel)"
+        )
+        result = await box.execute("y = 1")
+    assert result.ok
+    assert (result.final, result.dropped_chars, result.restored_names) == (None, 0, ["x"])

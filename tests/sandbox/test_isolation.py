@@ -102,7 +102,11 @@ async def test_symlinks_planted_by_the_kernel_are_not_followed(tmp_path: Path) -
     async with Sandbox("x", limits=limits) as box:
         planted = await box.execute(
             "import os\n"
-            "for name in ['kernel.json', 'kernel.container.json', 'callback.json', 'owner']:\n"
+            # Its own sockets (which the host unlinks and reconnects to on a restart), the
+            # callback socket, and the names of the host's own files next door.
+            "names = [n for n in os.listdir('/run/rlm')]\n"
+            "names += ['kernel.json', 'kernel.container.json', 'callback.json', 'owner']\n"
+            "for name in names:\n"
             "    path = os.path.join('/run/rlm', name)\n"
             "    if os.path.lexists(path):\n"
             "        os.remove(path)\n"
@@ -146,8 +150,7 @@ async def test_raw_output_cannot_fill_the_engine_log_or_the_error() -> None:
         )
         assert flood.ok, flood.error
         container = get_engine().client.containers.get(box.container_id)
-        log_path = Path(container.attrs["LogPath"])
-        assert log_path.stat().st_size < 5 * 1024**2
+        assert len(container.logs()) < 5 * 1024**2  # 40 MB written, the log kept bounded
         died = await box.execute("import os\nos.write(2, b'E' * 20_000_000 + b'\\n')\nos._exit(3)")
         assert died.restarted and died.error is not None
         assert "exited with code 3" in died.error.value

@@ -138,3 +138,14 @@ def test_sweep_removes_only_our_dead_owners_and_only_our_directories(tmp_path: P
     # A live process whose start time cannot be read counts as alive.
     assert pid_alive(os.getpid(), "not-the-real-start-time") is False
     assert pid_alive(os.getpid(), "?") is True
+
+
+async def test_context_file_whose_name_has_a_colon(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    document = folder / "minutes:v2.txt"
+    document.write_text("colon safe")
+    document.chmod(0o644)
+    async with Sandbox(context_file=document) as box:
+        assert (await box.execute("print(CONTEXT)")).stdout == "colon safe\n"
