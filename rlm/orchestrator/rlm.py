@@ -45,7 +45,8 @@ class RLM:
     `max_concurrent_children` caps child runs (each with a sandbox) running at once
     per depth. `event_sinks` receive every event too (a progress display, a viewer).
     `warm_pool=N` keeps N sandboxes starting in the background during each completion,
-    so child runs (max_depth >= 2) start from a ready kernel.
+    so child runs (max_depth >= 2) start from a ready kernel. Code may pick the model of
+    an llm_query among `model`, `recursive_model` and `sub_models`, no other.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class RLM:
         max_concurrent_children: int = 4,
         event_sinks: Sequence[EventSink] = (),
         warm_pool: int = 0,
+        sub_models: Sequence[str] = (),
     ) -> None:
         if max_iterations < 1:
             raise ValueError("max_iterations must be at least 1")
@@ -90,6 +92,7 @@ class RLM:
             compact_prompt=compact_prompt,
             max_output_chars=max_output_chars,
             max_concurrent_children=max_concurrent_children,
+            allowed_models=frozenset({model, self.recursive_model, *sub_models}),
         )
         self.limits = BudgetLimits(max_sub_calls, max_tokens, max_cost_usd, max_time_s)
         self.sandbox_factory = sandbox_factory or SandboxFactory(

@@ -252,6 +252,9 @@ class Run:
         try:
             if depth > settings.max_depth:
                 raise RuntimeError("llm_query is disabled (max_depth=0)")
+            if model not in settings.allowed_models:
+                allowed = ", ".join(sorted(settings.allowed_models))
+                raise ValueError(f"llm_query may not use model {model!r}; allowed: {allowed}")
             self.tree.budget.start_sub_call()
             self.tree.stats.add_sub_call(depth, child_run=kind == "rlm")
             if kind == "rlm":

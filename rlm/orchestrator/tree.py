@@ -30,6 +30,9 @@ class Settings:
     compact_prompt: bool
     max_output_chars: int
     max_concurrent_children: int
+    # Models code may name in llm_query(prompt, model=...). The code is untrusted: an
+    # open choice would let it pick an expensive or unpriced model past the cost budget.
+    allowed_models: frozenset[str] = frozenset()
 
 
 @dataclass

@@ -154,3 +154,24 @@ async def test_child_runs_start_from_the_warm_pool(monkeypatch) -> None:  # type
     (pool,) = pools
     assert pool.stats()["hits"] == 1
     assert pool.ready == 0  # closed with the completion: nothing left waiting
+
+
+async def test_code_may_only_pick_allowed_models_for_sub_calls() -> None:
+    def model(messages: list[Message], model: str) -> str:
+        if is_sub_prompt(messages):
+            return f"{model} says hi"
+        if len(messages) == 1:
+            return repl(
+                "print(llm_query('a', model='cheap'))\n"
+                "try:\n"
+                "    llm_query('b', model='very-expensive')\n"
+                "except Exception as e:\n"
+                "    print(e)"
+            )
+        return repl(f"FINAL({last_user(messages)!r})")
+
+    rlm = RLM(ScriptedBackend(model), max_depth=1, runtime="local", sub_models=["cheap"])
+    result = await rlm.acompletion("x", "q")
+    assert "cheap says hi" in result.answer
+    assert "may not use model 'very-expensive'" in result.answer
+    assert result.stats.model_calls == 3  # two root replies and the one allowed sub-call
