@@ -76,6 +76,9 @@ class PodmanService:
                 stdout=subprocess.DEVNULL,
                 stderr=log_file,
                 start_new_session=True,
+                # conmon writes marker files (an "oom" file after an OOM kill) into its
+                # working directory: keep them out of the caller's.
+                cwd=base_dir(),
             )
         (base_dir() / f"podman-{os.getpid()}.pid").write_text(str(self._process.pid))
         atexit.register(self.stop)
