@@ -165,8 +165,15 @@ class Sandbox:
         if self.closed:
             return
         self.closed = True
-        # Shielded so that a cancelled caller (Ctrl-C, task cancellation) still cleans up.
-        await asyncio.shield(self._release())
+        # Shielded so that a cancelled caller (Ctrl-C, task cancellation) still cleans up,
+        # and awaited to the end before the cancellation goes on: whoever awaits the
+        # cancelled caller must find the container gone.
+        release = asyncio.ensure_future(self._release())
+        try:
+            await asyncio.shield(release)
+        except asyncio.CancelledError:
+            await release
+            raise
 
     async def _release(self) -> None:
         if self._client is not None:

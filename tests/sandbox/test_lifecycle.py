@@ -149,3 +149,15 @@ async def test_context_file_whose_name_has_a_colon(tmp_path: Path) -> None:
     document.chmod(0o644)
     async with Sandbox(context_file=document) as box:
         assert (await box.execute("print(CONTEXT)")).stdout == "colon safe\n"
+
+
+async def test_close_finishes_before_a_cancelled_caller_returns() -> None:
+    box = await Sandbox("x").start()
+    container_id, run_dir = box.container_id, box.run_dir
+    closing = asyncio.create_task(box.close())
+    await asyncio.sleep(0.01)  # removal under way
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert container_id not in our_containers()
+    assert run_dir is not None and not run_dir.exists()
