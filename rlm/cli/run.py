@@ -8,7 +8,6 @@ checks go from cheapest to dearest so the common mistakes are reported at once.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import signal
@@ -26,6 +25,7 @@ from rich.markup import escape
 from rlm.backends import PRESETS
 from rlm.cli.context import check_encoding, load_context, read_text
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
+from rlm.cli.preflight import backend_for, check_runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,9 +157,9 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
     context = load_context(
         request.context_files, encoding=encoding, stdin=stdin, note=_noter(console, request)
     )
-    backend, model = _backend(request)
+    backend, model = backend_for(request.backend, request.model, request.base_url)
     try:
-        _check_runtime(request)
+        check_runtime(request.runtime, request.image)
         return _run(request, console, backend, model, context, query)
     finally:
         backend.close()
@@ -179,42 +179,6 @@ def _query(request: RunRequest, encoding: str, stdin: BinaryIO) -> str:
     if not query.strip():
         raise UsageProblem("the query is empty")
     return query.strip()
-
-
-def _backend(request: RunRequest) -> tuple[Any, str]:
-    from rlm.backends import make_backend
-    from rlm.cli.session import WatchedBackend
-    from rlm.errors import BackendError
-
-    try:
-        backend, model = make_backend(
-            request.backend, model=request.model, base_url=request.base_url
-        )
-    except (ValueError, BackendError) as exc:
-        # A missing key, a model the preset cannot default, a missing `claude` tool.
-        raise UsageProblem(str(exc)) from None
-    return WatchedBackend(backend), model
-
-
-def _check_runtime(request: RunRequest) -> None:
-    """Fail now, not from inside the run, when the sandbox cannot start."""
-    if request.runtime == "local":
-        if importlib.util.find_spec("ipykernel") is None:
-            raise UsageProblem("the local runtime needs ipykernel: pip install 'rlm[local]'")
-        return
-    from rlm.errors import EngineNotFoundError, ImageNotFoundError
-    from rlm.sandbox.engine import get_engine
-    from rlm.sandbox.provisioner import default_image
-
-    image = request.image or default_image()
-    try:
-        get_engine().require_image(image)
-    except EngineNotFoundError as exc:
-        raise UsageProblem(f"{exc} (`rlm doctor` checks the setup)") from None
-    except ImageNotFoundError:
-        raise UsageProblem(
-            f"kernel image {image} not found: build it with `rlm image build --tag {image}`"
-        ) from None
 
 
 def _run(

@@ -9,7 +9,6 @@ Every problem found before a task starts is a UsageProblem (exit 2, one line).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import threading
@@ -20,8 +19,9 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rlm.backends import PRESETS, Backend, make_backend
+from rlm.backends import PRESETS, Backend
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
+from rlm.cli.preflight import backend_for, check_runtime
 from rlm.cli.session import WatchedBackend
 from rlm.errors import BackendError
 from rlm.eval import report
@@ -176,8 +176,8 @@ def _prepare(**options: Any) -> tuple[Evaluation, WatchedBackend, str]:
         raise UsageProblem("--sub-model has no use with --baseline (there are no sub-calls)")
     _check_key(options["backend"])
     if not baseline:
-        _check_runtime(options["runtime"], options["image"])
-    backend, model = _backend(options["backend"], options["model"], options["base_url"])
+        check_runtime(options["runtime"], options["image"])
+    backend, model = backend_for(options["backend"], options["model"], options["base_url"])
     try:
         return _evaluation(backend, model, window_tokens, lengths, options)
     except BaseException:
@@ -226,35 +226,6 @@ def _check_key(preset: str) -> None:
             f"no endpoint configured for --backend {preset}: set {key_env} "
             f"(or choose a --backend that needs no key: {keyless})"
         )
-
-
-def _backend(preset: str, model: str | None, base_url: str | None) -> tuple[WatchedBackend, str]:
-    try:
-        backend, model = make_backend(preset, model=model, base_url=base_url)
-    except (ValueError, BackendError) as exc:
-        raise UsageProblem(str(exc)) from None
-    return WatchedBackend(backend), model
-
-
-def _check_runtime(runtime: str, image: str | None) -> None:
-    """Fail now, rather than in every task, when no sandbox can start."""
-    if runtime == "local":
-        if importlib.util.find_spec("ipykernel") is None:
-            raise UsageProblem("the local runtime needs ipykernel: pip install 'rlm[local]'")
-        return
-    from rlm.errors import EngineNotFoundError, ImageNotFoundError
-    from rlm.sandbox.engine import get_engine
-    from rlm.sandbox.provisioner import default_image
-
-    image = image or default_image()
-    try:
-        get_engine().require_image(image)
-    except EngineNotFoundError as exc:
-        raise UsageProblem(f"{exc} (`rlm doctor` checks the setup)") from None
-    except ImageNotFoundError:
-        raise UsageProblem(
-            f"kernel image {image} not found: build it with `rlm image build --tag {image}`"
-        ) from None
 
 
 def _rlm(backend: Backend, model: str, options: dict[str, Any]) -> Any:

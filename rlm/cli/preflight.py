@@ -1,0 +1,43 @@
+"""Checks made before a run starts, shared by `rlm` and `rlm eval`: what fails here is a
+usage problem (exit 2), found before anything is spent."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from rlm.cli.errors import UsageProblem
+from rlm.cli.session import WatchedBackend
+
+
+def backend_for(preset: str, model: str | None, base_url: str | None) -> tuple[WatchedBackend, str]:
+    """The preset's backend (watched for a first-call failure) and the model to use."""
+    from rlm.backends import make_backend
+    from rlm.errors import BackendError
+
+    try:
+        backend, model = make_backend(preset, model=model, base_url=base_url)
+    except (ValueError, BackendError) as exc:
+        # A missing key, a model the preset cannot default, a missing `claude` tool.
+        raise UsageProblem(str(exc)) from None
+    return WatchedBackend(backend), model
+
+
+def check_runtime(runtime: str, image: str | None) -> None:
+    """Fail now, not from inside the run, when no sandbox can start."""
+    if runtime == "local":
+        if importlib.util.find_spec("ipykernel") is None:
+            raise UsageProblem("the local runtime needs ipykernel: pip install 'rlm[local]'")
+        return
+    from rlm.errors import EngineNotFoundError, ImageNotFoundError
+    from rlm.sandbox.engine import get_engine
+    from rlm.sandbox.provisioner import default_image
+
+    image = image or default_image()
+    try:
+        get_engine().require_image(image)
+    except EngineNotFoundError as exc:
+        raise UsageProblem(f"{exc} (`rlm doctor` checks the setup)") from None
+    except ImageNotFoundError:
+        raise UsageProblem(
+            f"kernel image {image} not found: build it with `rlm image build --tag {image}`"
+        ) from None
