@@ -20,7 +20,7 @@ from typing import Any
 from rlm.errors import SandboxError
 from rlm.sandbox.callback import LLMHandler, LLMRequest
 from rlm.sandbox.limits import SandboxLimits
-from rlm.sandbox.sandbox import Context, Sandbox, serialized_size
+from rlm.sandbox.sandbox import Context, Sandbox, serialize
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +72,20 @@ class SandboxPool:
     def ready(self) -> int:
         return len(self._ready)
 
-    def fits(self, context: Context) -> bool:
-        """Whether a pooled sandbox (started before its context was known) can hold it."""
-        return self.limits.memory_for(serialized_size(context)) <= self.limits.memory_for(0)
+    def fits(self, size: int) -> bool:
+        """Whether a pooled sandbox (started before its context was known) can hold a
+        context of `size` characters."""
+        return self.limits.memory_for(size) <= self.limits.memory_for(0)
 
     async def acquire(self, context: Context, llm_handler: LLMHandler) -> Sandbox:
         """A started sandbox holding `context`: a warm one if ready, else a fresh one."""
-        while self._ready and self.fits(context):
+        data, fmt = serialize(context) if self._ready else ("", "text")
+        while self._ready and self.fits(len(data)):
             sandbox = self._ready.pop()
             self._wanted.set()
             try:
                 sandbox.set_llm_handler(llm_handler)
-                await sandbox.load_context(context)
+                await sandbox.load_serialized(data, fmt)
             except (SandboxError, OSError) as exc:
                 log.warning("discarding a pooled sandbox: %s", exc)
                 await sandbox.close()

@@ -155,7 +155,7 @@ class Sandbox:
             return self._context_file, fmt
         if self._context is None:
             return None, "text"
-        data, fmt = _serialize(self._context)
+        data, fmt = serialize(self._context)
         path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
         _write_new_file(path, data)
         return path, fmt
@@ -211,9 +211,12 @@ class Sandbox:
 
     async def load_context(self, context: Context) -> None:
         """Replace CONTEXT in the running kernel, through a file it maps, never over ZMQ."""
+        await self.load_serialized(*serialize(context))
+
+    async def load_serialized(self, data: str, fmt: str) -> None:
+        """`load_context` for a context already put through `serialize`."""
         if self._run_dir is None or self._manager is None or self.closed:
             raise SandboxError("the sandbox is not running")
-        data, fmt = _serialize(context)
         name = f"context-{secrets.token_hex(8)}.{'json' if fmt == 'json' else 'txt'}"
         host_path = self._run_dir.shared / name
         try:
@@ -403,12 +406,7 @@ class _Collector:
         return result
 
 
-def serialized_size(context: Context) -> int:
-    """Roughly how many bytes the context takes in a file (and, decoded, in the kernel)."""
-    return len(context) if isinstance(context, str) else len(_serialize(context)[0])
-
-
-def _serialize(context: Context) -> tuple[str, str]:
+def serialize(context: Context) -> tuple[str, str]:
     """The context as file text, and the format the kernel decodes it with."""
     if isinstance(context, str):
         return context, "text"
