@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "image": "rlm.cli.image:image",
     "kernel": "rlm.notebook.cli:kernel",
     "eval": "rlm.eval.cli:eval_command",
+    "view": "rlm.viewer.cli:view",
 }
 """name -> "module:attribute" of a click command or group."""
 

@@ -1,0 +1,92 @@
+"""`rlm view`: a run's trace as one HTML page, or served live while the run writes it."""
+
+from __future__ import annotations
+
+import webbrowser
+from pathlib import Path
+
+import click
+
+from rlm.cli.errors import ExitCode, UsageProblem
+
+
+@click.command("view")
+@click.argument("trace", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (default: TRACE with the suffix .html).",
+)
+@click.option("--open", "open_page", is_flag=True, help="Open the page in a web browser.")
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Serve the page on 127.0.0.1, following the trace while a run writes it.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for --serve (default: any free port).",
+)
+def view(trace: Path, output: Path | None, open_page: bool, serve: bool, port: int) -> int:
+    """Show a run's JSONL trace (rlm --trace FILE) as a self-contained web page.
+
+    \b
+    rlm view run.jsonl --open          # writes run.html and opens it
+    rlm view --serve run.jsonl         # live, while `rlm --trace run.jsonl ...` runs
+    """
+    if serve:
+        if output is not None:
+            raise UsageProblem("--serve and --output exclude each other")
+        return _serve(trace, port, open_page)
+    from rlm.viewer.model import NotATrace, read_trace
+    from rlm.viewer.render import render_html
+
+    if not trace.is_file():
+        raise UsageProblem(f"{trace}: no such file")
+    try:
+        page = read_trace(trace)
+    except NotATrace as exc:
+        raise UsageProblem(str(exc)) from None
+    output = output or trace.with_suffix(".html")
+    try:
+        output.write_text(render_html(page.to_json()), encoding="utf-8")
+    except OSError as exc:
+        raise UsageProblem(f"{output}: cannot write: {exc.strerror or exc}") from None
+    note = ""
+    if page.damage:
+        note = f" (the trace is damaged: stopped at line {page.damage['line']})"
+    summary = f"{len(page.runs)} run(s), {page.events} events{note}"
+    click.echo(f"rlm: wrote {output}: {summary}", err=True)
+    if open_page:
+        webbrowser.open(output.resolve().as_uri())
+    return ExitCode.OK
+
+
+def _serve(trace: Path, port: int, open_page: bool) -> int:
+    from rlm.viewer.serve import LiveTrace, TraceServer
+
+    live = LiveTrace(trace)
+    live.refresh()
+    if live.not_a_trace:
+        raise UsageProblem(live.not_a_trace)
+    try:
+        server = TraceServer(live, port)
+    except OSError as exc:
+        raise UsageProblem(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    waiting = "" if trace.exists() else " (waiting for the file to appear)"
+    click.echo(f"rlm: serving {trace}{waiting} at {server.url} (Ctrl-C stops)", err=True)
+    if open_page:
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how the server is meant to stop
+    finally:
+        # Event streams end with `stopping`; their threads are daemons besides.
+        server.stopping.set()
+        server.server_close()
+    click.echo("rlm: stopped", err=True)
+    return ExitCode.OK
