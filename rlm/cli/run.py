@@ -192,6 +192,13 @@ def _run(
     sinks: list[Any] = [] if request.quiet else [progress]
     if request.verbose:
         sinks.append(ProgressPrinter(console))
+    # --json reports the child runs too: they are only seen as events.
+    tree = None
+    if request.json_output:
+        from rlm.viewer.model import PageSink
+
+        tree = PageSink()
+        sinks.append(tree)
     rlm = _make_rlm(request, backend, model, sinks)
     rlm.sandbox_factory = progress.sandboxes(rlm.sandbox_factory)
 
@@ -232,7 +239,9 @@ def _run(
 
     result = finished.result
     if request.json_output:
-        click.echo(json.dumps(_result_json(request, model, rlm, result), indent=2, default=str))
+        as_json = _result_json(request, model, rlm, result)
+        as_json["child_runs"] = tree.child_runs() if tree else []
+        click.echo(json.dumps(as_json, indent=2, default=str))
     elif result.success:
         click.echo(result.answer)
     if result.success:

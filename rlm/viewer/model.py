@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlm.orchestrator.events import EVENT_FIELDS, SCHEMA_VERSION
+from rlm.orchestrator.events import EVENT_FIELDS, SCHEMA_VERSION, Event
 
 COMMON_FIELDS = ("v", "type", "time", "elapsed_s", "run_id", "parent_id", "depth")
 # Keys another rlm may add to final/error/end events to say how a run finished
@@ -119,6 +119,12 @@ class Page:
         data = asdict(self)
         data["schema_version"] = SCHEMA_VERSION
         return data
+
+    def nested(self, run_id: str) -> dict[str, Any]:
+        """One run as JSON with its child runs nested in it under "children"."""
+        run = asdict(self.runs[run_id])
+        run["children"] = [self.nested(child) for child in self.runs[run_id].children]
+        return run
 
 
 class PageBuilder:
@@ -243,6 +249,21 @@ class PageBuilder:
     def _count(self, run: Run, model: str, usage: dict[str, Any], cost: float | None) -> None:
         run.usage.add(usage, cost)
         self.by_model.setdefault(model, ModelTotals()).add(usage, cost)
+
+
+class PageSink:
+    """An EventSink building the page model of a run as it goes (for `rlm --json`)."""
+
+    def __init__(self) -> None:
+        self.builder = PageBuilder("run")
+
+    def emit(self, event: Event) -> None:
+        self.builder.add_event(event.to_json())
+
+    def child_runs(self) -> list[dict[str, Any]]:
+        """The root runs' child runs, nested, in the order they started."""
+        page = self.builder.page()
+        return [page.nested(child) for root in page.roots for child in page.runs[root].children]
 
 
 def read_trace(path: str | Path) -> Page:

@@ -63,10 +63,14 @@ class LiveTrace:
         return damage["reason"] if damage and self.builder.events == 0 else None
 
     def json(self) -> str:
+        """The page model as it is now, as JSON for the page."""
+        self.refresh()
         with self._lock:
             return page_json(self.builder.page().to_json(), live=True)
 
     def html(self) -> str:
+        """The page, live, with the model as it is now."""
+        self.refresh()
         with self._lock:
             return render_html(self.builder.page().to_json(), live=True)
 

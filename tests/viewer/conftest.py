@@ -1,0 +1,50 @@
+"""Fixtures of the viewer tests: one recorded run, and a headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.viewer.helpers import record_run
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@dataclass
+class Recorded:
+    trace: Path
+    result: Any
+
+
+@pytest.fixture(scope="session")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    trace = tmp_path_factory.mktemp("recorded") / "run.jsonl"
+    return Recorded(trace, asyncio.run(record_run(trace)))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium driven by selenium (skips only when Chromium is not installed)."""
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        pytest.skip("chromium is not installed (apt-get install chromium chromium-driver)")
+    if not Path(CHROMEDRIVER).exists():
+        pytest.skip("chromedriver is not installed (apt-get install chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument("--window-size=1400,1000")
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
