@@ -265,7 +265,9 @@
       });
       const rows = preorder().slice(0, 2000).map((id) => {
         const run = runs()[id];
-        const spans = [];
+        // The run's whole life underneath: before its first model call, its sandbox started.
+        const spans = [span("life", [run.start, run.end], `run ${short(id)}: ${secs(run.end - run.start)}`,
+          runHref(id))];
         for (const it of run.iterations) {
           const href = iterHref(id, it.iteration);
           if (it.span) spans.push(span("model", it.span,
@@ -280,7 +282,8 @@
           h("div", { class: "tl-track" }, spans));
       });
       box.append(h("div", { class: "timeline" },
-        h("div", { class: "legend" }, h("span", { style: "background:var(--model)" }), "model call",
+        h("div", { class: "legend" }, h("span", { style: "background:var(--line)" }), "run",
+          h("span", { style: "background:var(--model)" }), "model call",
           h("span", { style: "background:var(--exec)" }), "code",
           h("span", { style: "background:var(--sub)" }), "sub-call"),
         h("div", { class: "tl-axis" }, h("span"), h("span", null, `0 s … ${secs(DATA.duration_s)}`)),
@@ -370,16 +373,22 @@
   }
   function subCalls(it) {
     if (!it.sub_calls.length) return null;
-    const preview = (text, chars) => h("td", { class: "prev" },
-      textBlock("", text.length > 300 ? text.slice(0, 300) + "…" : text),
-      chars > 300 ? h("div", { class: "meta" }, `${num(chars)} characters`) : null);
+    // One line of the preview; the whole preview when opened.
+    const preview = (text, chars) => {
+      const line = text.replace(/\s+/g, " ").trim();
+      const size = chars > text.length ? h("span", { class: "meta" }, ` (${num(chars)} chars)`) : null;
+      if (line.length <= 120) return h("td", { class: "prev" }, marked(line), size);
+      return h("td", { class: "prev" }, h("details", null,
+        h("summary", null, marked(line.slice(0, 120) + "…"), size), textBlock("", text)));
+    };
     return h("table", { class: "grid subcalls" },
       h("tr", null, ["#", "kind", "model", "depth", "prompt", "answer", "time", "tokens", "cost", "child run"]
         .map((t) => h("th", null, t))),
       it.sub_calls.map((s, i) => {
         const u = s.usage;
         return h("tr", { class: s.error ? "bad" : "" },
-          h("td", { class: "n" }, s.batch_index === null ? i + 1 : `${i + 1} (batch ${s.batch_index})`),
+          h("td", { class: "n", title: s.batch_index === null ? null : `batch index ${s.batch_index}` },
+            i + 1),
           h("td", null, s.kind), h("td", null, s.model || "?"), h("td", { class: "n" }, s.sub_depth),
           preview(s.prompt_preview || "", s.prompt_chars),
           s.error ? h("td", { class: "prev" }, h("span", { class: "chip error" }, "error"), " ", s.error)
