@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a Debian/Ubuntu host for rlm (what `make setup` runs), as root, idempotently:
-#   1. apt packages: podman runc uidmap slirp4netns debootstrap catatonit python3-venv make
+#   1. apt packages: podman runc uidmap slirp4netns debootstrap catatonit python3-venv make,
+#      and chromium chromium-driver for the viewer's browser tests
 #      (only those missing; apt-get update only when something is missing)
 #   2. /etc/containers/containers.conf, only where Podman's defaults fail on this host
 #      (cgroups v1/hybrid: crun refuses, use runc + cgroupfs; no CAP_SYS_RESOURCE: ulimits at or
@@ -21,7 +22,8 @@ PYTHON=${PYTHON:-python3}
 LOCAL_BASE=${LOCAL_BASE:-localhost/rlm-base:bookworm}
 REMOTE_BASE=docker.io/library/python:3.12-slim
 PULL_TIMEOUT=${RLM_PULL_TIMEOUT:-20}
-APT_PACKAGES=(podman runc uidmap slirp4netns debootstrap catatonit python3-venv make)
+APT_PACKAGES=(podman runc uidmap slirp4netns debootstrap catatonit python3-venv make
+    chromium chromium-driver)
 
 say() { printf '[setup-host] %s\n' "$*"; }
 die() { printf '[setup-host] error: %s\n' "$*" >&2; exit 2; }

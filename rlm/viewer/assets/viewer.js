@@ -415,7 +415,8 @@
     const content = document.getElementById("run");
     const run = runs()[state.run];
     if (!run) {
-      content.replaceChildren(h("p", null, "No run selected."));
+      content.replaceChildren(h("p", { class: "meta" }, DATA.events ? "No run selected."
+        : "No events yet: waiting for the run to write the trace…"));
       return;
     }
     const items = run.iterations.map((it) => iteration(run, it));
