@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import webbrowser
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -33,6 +34,9 @@ from rlm.cli.errors import ExitCode, UsageProblem
 def view(trace: Path, output: Path | None, open_page: bool, serve: bool, port: int) -> int:
     """Show a run's JSONL trace (rlm --trace FILE) as a self-contained web page.
 
+    TRACE may also be an `rlm eval` results file: a table of its tasks, linked to the
+    pages of the traces its records name.
+
     \b
     rlm view run.jsonl --open          # writes run.html and opens it
     rlm view --serve run.jsonl         # live, while `rlm --trace run.jsonl ...` runs
@@ -43,22 +47,26 @@ def view(trace: Path, output: Path | None, open_page: bool, serve: bool, port: i
         return _serve(trace, port, open_page)
     from rlm.viewer.model import NotATrace, read_trace
     from rlm.viewer.render import render_html
+    from rlm.viewer.results import link_traces, looks_like_results, read_results
 
     if not trace.is_file():
         raise UsageProblem(f"{trace}: no such file")
-    try:
-        page = read_trace(trace)
-    except NotATrace as exc:
-        raise UsageProblem(str(exc)) from None
     output = output or trace.with_suffix(".html")
     try:
+        if looks_like_results(trace):
+            page: Any = read_results(trace)
+            linked = link_traces(page, trace, output)
+            summary = f"{len(page.tasks)} task(s), {linked} trace page(s)"
+        else:
+            page = read_trace(trace)
+            summary = f"{len(page.runs)} run(s), {page.events} events"
         output.write_text(render_html(page.to_json()), encoding="utf-8")
+    except NotATrace as exc:
+        raise UsageProblem(str(exc)) from None
     except OSError as exc:
-        raise UsageProblem(f"{output}: cannot write: {exc.strerror or exc}") from None
-    note = ""
+        raise UsageProblem(f"{exc.filename or output}: {exc.strerror or exc}") from None
     if page.damage:
-        note = f" (the trace is damaged: stopped at line {page.damage['line']})"
-    summary = f"{len(page.runs)} run(s), {page.events} events{note}"
+        summary += f" (the file is damaged: stopped at line {page.damage['line']})"
     click.echo(f"rlm: wrote {output}: {summary}", err=True)
     if open_page:
         webbrowser.open(output.resolve().as_uri())
@@ -66,8 +74,11 @@ def view(trace: Path, output: Path | None, open_page: bool, serve: bool, port: i
 
 
 def _serve(trace: Path, port: int, open_page: bool) -> int:
+    from rlm.viewer.results import looks_like_results
     from rlm.viewer.serve import LiveTrace, TraceServer
 
+    if looks_like_results(trace):
+        raise UsageProblem(f"{trace} holds eval results; show them with: rlm view {trace}")
     live = LiveTrace(trace)
     live.refresh()
     if live.not_a_trace:

@@ -117,6 +117,7 @@ class Page:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["kind"] = "trace"
         data["schema_version"] = SCHEMA_VERSION
         return data
 

@@ -12,22 +12,8 @@ import pytest
 
 from rlm.viewer import read_trace, render_html
 from rlm.viewer.serve import LiveTrace, TraceServer
-from tests.viewer.conftest import Recorded
+from tests.viewer.conftest import Recorded, css, wait
 from tests.viewer.helpers import HOSTILE
-
-WAIT_S = 20
-
-
-def wait(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d))
-
-
-def css(driver: Any, selector: str) -> list[Any]:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
 @pytest.fixture
