@@ -17,11 +17,18 @@ from importlib import resources
 from typing import Any
 
 _ASSETS = resources.files("rlm.viewer") / "assets"
+# The scripts of each kind of page, joined in this order into one function scope.
+_SCRIPTS = {
+    "trace": ("common.js", "highlight.js", "trace.js"),
+    "results": ("common.js", "results.js"),
+}
 
 
 def render_html(page: dict[str, Any], *, live: bool = False) -> str:
-    """The HTML of a page model (`Page.to_json()`); `live` makes it follow the server."""
-    script = (_ASSETS / "viewer.js").read_text(encoding="utf-8")
+    """The HTML of a page model (`Page.to_json()` or `ResultsPage.to_json()`); `live`
+    makes a trace's page follow the server."""
+    parts = [(_ASSETS / name).read_text(encoding="utf-8") for name in _SCRIPTS[page["kind"]]]
+    script = '"use strict";\n(function () {\n' + "\n".join(parts) + "})();\n"
     style = (_ASSETS / "viewer.css").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     policy = (

@@ -100,19 +100,19 @@ def test_markup_from_the_model_shows_as_text_and_never_runs(page: Any) -> None:
 
 
 def test_permalinks_and_keys_move_between_iterations(page: Any, recorded: Recorded) -> None:
-    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.common.action_chains import ActionChains
 
     root, child = ids(recorded)
     page.get(page.current_url.split("#")[0] + f"#run-{root}-i2")
     wait(page, lambda d: css(d, f'article.iter.focus[id="run-{root}-i2"]'))
-    body = css(page, "body")[0]
-    body.send_keys("j")
+    press = lambda *keys: ActionChains(page).send_keys(*keys).perform()  # noqa: E731
+    press("j")
     wait(page, lambda d: d.current_url.endswith(f"#run-{root}-i3"))
-    body.send_keys("k")
+    press("k")
     wait(page, lambda d: d.current_url.endswith(f"#run-{root}-i2"))
-    body.send_keys(Keys.SHIFT, "j")
+    press("J")
     wait(page, lambda d: d.current_url.endswith(f"#run-{child}"))
-    body.send_keys("t")
+    press("t")
     wait(page, lambda d: css(d, "#timeline .tl-span.model"))
     assert len(css(page, "#timeline .tl-row")) == 2
 
