@@ -23,6 +23,41 @@ COMMON_FIELDS = ("v", "type", "time", "elapsed_s", "run_id", "parent_id", "depth
 # Keys another rlm may add to final/error/end events to say how a run finished
 # (FINAL, FINAL_VAR, ...); shown when present.
 FINISH_KEYS = ("finish", "finished_by")
+_NUMBER = (int, float)
+# The JSON types of the fields the page computes with or draws as text (None is allowed
+# for every field): a line that breaks them is damage, not something to draw.
+FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "time": _NUMBER,
+    "elapsed_s": _NUMBER,
+    "run_id": str,
+    "parent_id": str,
+    "depth": int,
+    "iteration": int,
+    "block": int,
+    "query": str,
+    "model": str,
+    "text": str,
+    "code": str,
+    "stdout": str,
+    "stderr": str,
+    "answer": str,
+    "final": str,
+    "partial_answer": str,
+    "prompt_preview": str,
+    "answer_preview": str,
+    "code_blocks": list,
+    "results": list,
+    "error": (str, dict),
+    "usage": dict,
+    "stats": dict,
+    "context_chars": int,
+    "input_tokens": int,
+    "output_tokens": int,
+    "cache_read_tokens": int,
+    "cost_usd": _NUMBER,
+    "latency_s": _NUMBER,
+    "duration_s": _NUMBER,
+}
 
 
 class NotATrace(ValueError):
@@ -302,8 +337,14 @@ def _problem(event: Any) -> str | None:
     missing = [name for name in (*COMMON_FIELDS, *expected) if name not in event]
     if missing:
         return f"{event['type']} event lacks {', '.join(missing)}"
-    if not isinstance(event["time"], int | float):
-        return "the event's time is not a number"
+    if event["time"] is None:
+        return "the event has no time"
+    # A sub-call's usage holds tokens and a cost, checked as the event's own are.
+    for fields in (event, event.get("usage") or {}):
+        for name, kinds in FIELD_TYPES.items():
+            value = fields.get(name)
+            if value is not None and not isinstance(value, kinds):
+                return f"{event['type']} event: {name} is {type(value).__name__}"
     return None
 
 

@@ -81,6 +81,20 @@ def test_a_corrupt_line_in_the_middle_stops_reading_there(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (event("final", answer=["not", "text"]), "final event: answer is list"),
+        (event("model_response", iteration="2"), "model_response event: iteration is str"),
+        (event("sub_call", usage={"input_tokens": "9"}), "sub_call event: input_tokens is str"),
+    ],
+)
+def test_a_line_of_the_wrong_types_is_damage(tmp_path: Path, line: str, reason: str) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text(start() + line)
+    assert read_trace(trace).damage == {"line": 2, "reason": reason}
+
+
+@pytest.mark.parametrize(
     ("text", "reason"),
     [
         ("hello world\n", "not JSON"),

@@ -19,9 +19,11 @@ function h(tag, attrs, ...kids) {
   }
   return el;
 }
-const num = (n) => (n || 0).toLocaleString("en-US");
-const secs = (s) => (s === null || s === undefined ? "?" : s < 10 ? s.toFixed(2) : s.toFixed(1)) + " s";
-const cost = (c) => (c === null || c === undefined ? "cost unknown" : "$" + c.toFixed(c < 0.01 ? 5 : 4));
+// Numbers from the file may be missing (null): they read as unknown, never break the page.
+const isNum = (n) => typeof n === "number" && Number.isFinite(n);
+const num = (n) => (isNum(n) ? n : 0).toLocaleString("en-US");
+const secs = (s) => (isNum(s) ? (s < 10 ? s.toFixed(2) : s.toFixed(1)) + " s" : "? s");
+const cost = (c) => (isNum(c) ? "$" + c.toFixed(c < 0.01 ? 5 : 4) : "cost unknown");
 const short = (id) => String(id).slice(0, 8);
 
 function banner() {
