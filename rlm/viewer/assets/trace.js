@@ -70,7 +70,7 @@ function haystack(runId, it) {
   return text;
 }
 
-// --- header, banner ---------------------------------------------------------------
+// --- header -------------------------------------------------------------------------
 function header() {
   const search = h("input", {
     id: "search", type: "search", placeholder: "Search code, replies, outputs  ( / )",
@@ -98,6 +98,7 @@ function header() {
     h("span", { class: "help", title: "j/k: next/previous iteration; J/K: next/previous run; " +
       "/: search; t: timeline; Esc: clear search" }, "keys: j k J K / t"));
 }
+
 // --- the run tree -----------------------------------------------------------------
 function runMeta(run) {
   const u = run.usage;
