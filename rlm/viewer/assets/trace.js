@@ -437,19 +437,37 @@ if (location.hash) fromHash();
 
 // --- live: the server says when the trace grew; fetch the new model and redraw -----
 if (DATA.live) {
-  const source = new EventSource("events");
-  source.addEventListener("update", async () => {
-    const response = await fetch("model.json", { cache: "no-store" });
-    if (!response.ok) return;
+  // Updates that arrive while a fetch is under way are folded into one more fetch.
+  let fetching = false;
+  let again = false;
+  async function update() {
+    if (fetching) {
+      again = true;
+      return;
+    }
+    fetching = true;
+    try {
+      const response = await fetch("model.json", { cache: "no-store" });
+      if (response.ok) redraw(await response.json());
+    } finally {
+      fetching = false;
+      if (again) {
+        again = false;
+        update();
+      }
+    }
+  }
+  function redraw(data) {
     const scroll = window.scrollY;
-    const search = document.getElementById("search");
-    const typing = document.activeElement === search;
-    DATA = await response.json();
+    const typing = document.activeElement === document.getElementById("search");
+    DATA = data;
     haystacks = new Map();
     draw();
     window.scrollTo(0, scroll);
     if (typing) document.getElementById("search").focus();
-  });
+  }
+  const source = new EventSource("events");
+  source.addEventListener("update", update);
   source.addEventListener("error", () => {
     const chip = document.getElementById("live");
     if (chip) chip.textContent = "live: disconnected";
