@@ -34,7 +34,7 @@ def test_json_holds_the_whole_result(openai_server: FakeModelServer, cats: Path)
     data = json.loads(result.stdout)
     assert set(data) == {
         "success", "answer", "error", "backend", "model", "recursive_model", "stats",
-        "cost_summary", "history",
+        "cost_summary", "history", "child_runs",
     }  # fmt: skip
     assert (data["success"], data["answer"], data["error"]) == (True, "3 cats", None)
     assert (data["backend"], data["model"]) == ("openai", "gpt-4o")
@@ -42,6 +42,7 @@ def test_json_holds_the_whole_result(openai_server: FakeModelServer, cats: Path)
     assert data["stats"]["total_sub_calls"] == 1
     assert data["cost_summary"]["calls"] == 3
     assert [step["iteration"] for step in data["history"]] == [1, 2]
+    assert data["child_runs"] == []  # --max-depth 1: plain sub-calls only
 
 
 def test_no_answer_exits_1(openai_server: FakeModelServer, cats: Path) -> None:
