@@ -52,6 +52,8 @@ def view(trace: Path, output: Path | None, open_page: bool, serve: bool, port: i
     if not trace.is_file():
         raise UsageProblem(f"{trace}: no such file")
     output = output or trace.with_suffix(".html")
+    if output.resolve() == trace.resolve():
+        raise UsageProblem(f"{output} is the file to read: give another with -o")
     try:
         if looks_like_results(trace):
             page: Any = read_results(trace)

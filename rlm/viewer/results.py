@@ -79,10 +79,11 @@ def link_traces(page: ResultsPage, results: Path, output: Path) -> int:
         if not isinstance(named, str) or not named:
             continue
         trace = results.parent / named
+        target = trace.with_suffix(".html")
         try:
-            html = render_html(read_trace(trace).to_json())
-            target = trace.with_suffix(".html")
-            target.write_text(html, encoding="utf-8")
+            if target.resolve() in (trace.resolve(), results.resolve(), output.resolve()):
+                raise NotATrace(f"{trace}: its page would overwrite {target}")
+            target.write_text(render_html(read_trace(trace).to_json()), encoding="utf-8")
         except (NotATrace, OSError) as exc:
             task["trace_problem"] = str(exc)
             continue

@@ -23,6 +23,10 @@ def test_view_writes_one_page_beside_the_trace(recorded: Recorded, tmp_path: Pat
     # Self-contained: nothing is loaded from anywhere.
     assert re.search(r"https?://|<link|<script src", page) is None
 
+    again = invoke(["view", str(trace), "-o", str(trace)])
+    assert again.exit_code == 2 and "is the file to read" in again.stderr
+    assert trace.read_bytes() == recorded.trace.read_bytes()
+
 
 def test_view_says_where_a_damaged_trace_stopped(recorded: Recorded, tmp_path: Path) -> None:
     trace = tmp_path / "run.jsonl"
