@@ -42,6 +42,7 @@ def test_the_tree_holds_the_root_and_its_child_run(page: Any, recorded: Recorded
     assert len(nested) == 1 and "sub-model · d1 · 1 it" in nested[0].text
     assert "answered" in nodes[0].text and "1 child run" in nodes[0].text
     assert "$1.2500" in css(page, "#totals summary")[0].text
+    assert "2 runs, 5 model calls" in css(page, "#run-head")[0].text  # the root with its child
 
 
 def test_code_blocks_are_highlighted_with_their_output(page: Any) -> None:

@@ -230,6 +230,21 @@ function timeline() {
 }
 
 // --- one run ----------------------------------------------------------------------
+// What a run and all runs under it spent (a cost is unknown once one call's is).
+function subtree(id) {
+  const run = runs()[id];
+  const u = run.usage;
+  const sum = { runs: 1, calls: u.calls, tokens: u.input_tokens + u.output_tokens + u.cache_read_tokens,
+    cost: u.cost_usd };
+  for (const child of run.children) {
+    const c = subtree(child);
+    sum.runs += c.runs;
+    sum.calls += c.calls;
+    sum.tokens += c.tokens;
+    sum.cost = isNum(sum.cost) && isNum(c.cost) ? sum.cost + c.cost : null;
+  }
+  return sum;
+}
 function runHeader(run) {
   const rows = [
     ["run", run.run_id], ["model", run.model || "?"], ["depth", run.depth],
@@ -243,6 +258,11 @@ function runHeader(run) {
       `${num(run.usage.cache_read_tokens)} cache read, ${num(run.usage.output_tokens)} out, ` +
       `${cost(run.usage.cost_usd)}`],
   ];
+  if (run.children.length) {
+    const tree = subtree(run.run_id);
+    rows.push(["with child runs", `${tree.runs} runs, ${num(tree.calls)} model calls, ` +
+      `${num(tree.tokens)} tokens, ${cost(tree.cost)}`]);
+  }
   if (run.completion) {
     const s = run.completion.stats;
     rows.push(["completion", `${s.iterations} iterations, ${s.model_calls} model calls, ` +
