@@ -11,6 +11,7 @@ import pytest
 from rlm.viewer.results import link_traces, looks_like_results, read_results
 from tests.cli.conftest import invoke
 from tests.viewer.conftest import Recorded, css, wait
+from tests.viewer.helpers import HOSTILE
 
 
 def record(task_id: str, score: float, **extra: Any) -> str:
@@ -27,7 +28,7 @@ def results(recorded: Recorded, tmp_path: Path) -> Path:
     path = tmp_path / "results.jsonl"
     path.write_text(
         record("t1", 0.0, trace="traces/t1.jsonl")
-        + record("t2", 0.0, error="the model failed", type="oolong")
+        + record("t2", 0.0, error="the model failed " + HOSTILE, type="oolong")
         + record("t3", 1.0, trace="traces/t3.jsonl")
         + record("t1", 1.0, trace="traces/t1.jsonl")  # a retry replaces the first record
     )
@@ -72,6 +73,8 @@ def test_the_results_page_sorts_filters_and_links_to_a_trace(browser: Any, resul
     assert "mean score" in css(browser, "#summary")[0].text
     css(browser, "#errors-only")[0].click()
     wait(browser, lambda d: ids() == ["task-t2"])
+    assert HOSTILE in css(browser, "#task-t2")[0].text
+    assert browser.execute_script("return window.pwned") is None and css(browser, "img") == []
     css(browser, "#errors-only")[0].click()
     css(browser, "#search")[0].send_keys("oolong")
     wait(browser, lambda d: ids() == ["task-t2"])
