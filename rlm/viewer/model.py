@@ -83,12 +83,6 @@ class Iteration:
     executes: list[dict[str, Any]] = field(default_factory=list)
     sub_calls: list[dict[str, Any]] = field(default_factory=list)
 
-    @property
-    def has_error(self) -> bool:
-        return any(e.get("error") or e.get("timed_out") for e in self.executes) or any(
-            s.get("error") for s in self.sub_calls
-        )
-
 
 @dataclass
 class ModelTotals:

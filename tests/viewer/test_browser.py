@@ -13,7 +13,7 @@ import pytest
 from rlm.viewer import read_trace, render_html
 from rlm.viewer.serve import LiveTrace, TraceServer
 from tests.viewer.conftest import Recorded, css, wait
-from tests.viewer.helpers import HOSTILE
+from tests.viewer.helpers import HOSTILE, event, start
 
 
 @pytest.fixture
@@ -157,3 +157,28 @@ def test_the_live_view_follows_lines_appended_to_the_trace(
         server.stop()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_only_the_selected_run_is_drawn(browser: Any, tmp_path: Path) -> None:
+    lines = [start()]
+    for n in range(200):
+        child = f"child{n}"
+        lines.append(start(child, parent_id="root"))
+        for iteration in (1, 2, 3):
+            lines.append(
+                event("model_response", child, "root", iteration=iteration, text=f"reply {n}")
+            )
+    trace = tmp_path / "wide.jsonl"
+    trace.write_text("".join(lines))
+    html = tmp_path / "wide.html"
+    html.write_text(render_html(read_trace(trace).to_json()))
+    browser.get(html.as_uri() + "#run-child7")
+    wait(browser, lambda d: css(d, ".node.selected"))
+    assert len(css(browser, "#tree .node")) == 201
+    # One run's iterations are in the page, not all 600; the timeline waits to be opened.
+    assert [a.get_attribute("id") for a in css(browser, "article.iter")] == [
+        "run-child7-i1",
+        "run-child7-i2",
+        "run-child7-i3",
+    ]
+    assert css(browser, ".tl-row") == []

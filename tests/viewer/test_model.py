@@ -27,7 +27,7 @@ def test_a_recorded_run_becomes_a_tree_of_runs(recorded: Recorded) -> None:
     assert [step.iteration for step in root.iterations] == [1, 2, 3]
     first, second, _ = root.iterations
     assert first.executes[0]["error"]["name"] == "NameError"
-    assert first.has_error and not second.has_error
+    assert [e["error"] for e in second.executes] == [None]
     [sub_call] = second.sub_calls
     assert (sub_call["kind"], sub_call["child_run_id"]) == ("rlm", child_id)
     assert sub_call["span"][0] <= sub_call["span"][1]
@@ -147,3 +147,12 @@ def test_markup_in_the_trace_cannot_leave_the_data_element(recorded: Recorded) -
     assert json.loads(data)["runs"]  # still the same JSON
     html = render_html(read_trace(recorded.trace).to_json())
     assert HOSTILE not in html and "window.pwned" in html
+
+
+def test_completions_sharing_a_trace_are_roots_on_one_time_axis() -> None:
+    builder = PageBuilder("t")
+    builder.add_line(start("first", time=1_000.0))
+    builder.add_line(start("second", time=1_030.0))
+    page = builder.page()
+    assert page.roots == ["first", "second"]
+    assert (page.runs["second"].start, page.duration_s) == (30.0, 30.0)
