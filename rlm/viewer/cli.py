@@ -84,7 +84,7 @@ def _serve(trace: Path, port: int, open_page: bool) -> int:
     live = LiveTrace(trace)
     live.refresh()
     if live.not_a_trace:
-        raise UsageProblem(live.not_a_trace)
+        raise UsageProblem(f"{trace}: {live.not_a_trace}")
     try:
         server = TraceServer(live, port)
     except OSError as exc:

@@ -185,7 +185,7 @@ class PageBuilder:
             event, problem = None, f"not JSON ({exc.msg} at column {exc.colno})"
         if problem is not None:
             if self.events == 0:
-                raise NotATrace(f"{self.source}: not an rlm trace: line {self.lines}: {problem}")
+                raise NotATrace(f"not an rlm trace: line {self.lines}: {problem}")
             self.damage = {"line": self.lines, "reason": problem}
             return False
         self.add_event(event)
@@ -305,6 +305,8 @@ def read_trace(path: str | Path) -> Page:
             for raw in f:
                 if not builder.add_line(raw.decode("utf-8", errors="replace")):
                     break
+    except NotATrace as exc:
+        raise NotATrace(f"{path}: {exc}") from None
     except OSError as exc:
         raise NotATrace(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if builder.events == 0:
