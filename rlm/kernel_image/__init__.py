@@ -2,8 +2,8 @@
 
 `rlm_kernel/` is copied into the kernel image (and put on PYTHONPATH for the local runtime).
 It imports nothing from the host package: only the standard library, ipykernel, pyzmq and
-jupyter_client, which the image installs. The host never imports it either; it only needs
-its location.
+jupyter_client, which the image installs. The host imports one module of it,
+`rlm_kernel.protocol` (standard library only): the contract both sides follow.
 """
 
 from pathlib import Path

@@ -1,16 +1,16 @@
 """Host side of the llm_query callback channel.
 
 The host binds a ZMQ ROUTER socket on ipc in the kernel's run directory. Every message is
-signed with a per-sandbox key (wire.py); unsigned, forged or replayed messages are dropped
-and logged. jupyter_client's Session would do the signing too, but its headers and date
-parsing cost more than the rest of a round trip. Each request is
-served in its own task, so concurrent llm_query calls from kernel threads overlap.
+signed with a per-sandbox key (the kernel's protocol module defines the format for both
+sides); unsigned, forged or replayed messages are dropped and logged. jupyter_client's
+Session would do the signing too, but its headers and date parsing cost more than the rest
+of a round trip. Each request is served in its own task, so concurrent llm_query calls from
+kernel threads overlap.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import threading
@@ -21,8 +21,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rlm.kernel_image.rlm_kernel import protocol
+from rlm.kernel_image.rlm_kernel.protocol import CallbackConfig, Signer
 from rlm.sandbox.rundir import RunDir
-from rlm.sandbox.wire import Signer
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,7 @@ class CallbackServer:
         self._socket = socket
         # Readable by the kernel through a read-only mount; its directory is private.
         key_file = self.run_dir.callback_key_file
-        config = {"key": self.key.decode(), "max_message_bytes": self.max_message_bytes}
-        key_file.write_text(json.dumps(config))
+        key_file.write_text(CallbackConfig(self.key.decode(), self.max_message_bytes).to_json())
         key_file.chmod(0o644)
         self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
 
@@ -114,10 +114,10 @@ class CallbackServer:
     async def _serve(self, identity: bytes, message: dict[str, Any]) -> None:
         kind = message.get("type")
         try:
-            if kind == "llm_query":
+            if kind == protocol.LLM_QUERY:
                 request = LLMRequest(str(message["prompt"]), message.get("model"))
                 reply = {"status": "ok", "result": await self._ask(request)}
-            elif kind == "llm_query_batched":
+            elif kind == protocol.LLM_QUERY_BATCHED:
                 results = await self._ask_batch(list(message["prompts"]), message.get("model"))
                 reply = {"status": "ok", "results": results}
             else:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-from rlm.sandbox.provisioner import kernel_argv, local_kernel_argv
-
 RUNTIMES = ("container", "local")
+
+
+def kernel_argv() -> list[str]:
+    """The kernelspec argv; the container provisioner maps the connection file path."""
+    return ["python", "-m", "rlm_kernel", "-f", "{connection_file}"]
+
+
+def local_kernel_argv() -> list[str]:
+    return [sys.executable, "-m", "rlm_kernel", "-f", "{connection_file}"]
 
 
 def make_kernel_spec(runtime: str, provisioner_config: dict[str, Any]) -> KernelSpec:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rlm.kernel_image.rlm_kernel.protocol import DEFAULT_OUTPUT_LIMIT
+
 MiB = 1024**2
 GiB = 1024**3
 
@@ -20,7 +22,7 @@ class SandboxLimits:
     pids: int = 256
     cpus: float = 1.0
     tmpfs_bytes: int = 256 * MiB
-    output_chars: int = 100_000
+    output_chars: int = DEFAULT_OUTPUT_LIMIT
     execute_timeout: float = 300.0
     callback_timeout: float = 600.0
     callback_max_bytes: int = 32 * MiB

@@ -26,9 +26,11 @@ import zmq.asyncio
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
+from rlm.kernel_image.rlm_kernel import protocol
 from rlm.sandbox.callback import CallbackServer, LLMHandler
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
+from rlm.sandbox.provisioning import RlmProvisioner
 from rlm.sandbox.result import CappedText, ExecuteError, ExecuteResult, strip_ansi
 from rlm.sandbox.rundir import RunDir
 
@@ -143,8 +145,14 @@ class Sandbox:
         except RuntimeError as exc:
             reason = await self._death_reason()
             raise KernelDiedError(f"the kernel did not start: {reason or exc}") from None
-        if seal := getattr(self._manager.provisioner, "seal_run_dir", None):  # type: ignore[union-attr]
-            seal()
+        self._provisioner().seal_run_dir()
+
+    def _provisioner(self) -> RlmProvisioner:
+        """The running kernel's provisioner: always one of ours, as our kernelspec names it."""
+        provisioner = self._manager.provisioner if self._manager is not None else None
+        if not isinstance(provisioner, RlmProvisioner):
+            raise SandboxError("the sandbox is not running")
+        return provisioner
 
     def _materialize_context(self) -> tuple[Path | None, str]:
         """Put the context in a file the kernel can map: ours, or the user's after a check."""
@@ -224,11 +232,8 @@ class Sandbox:
         except OSError as exc:  # e.g. the kernel planted something under that name
             raise SandboxError(f"could not hand the context to the kernel: {exc}") from exc
         try:
-            kernel_dir = self._manager.provisioner.kernel_shared_dir  # type: ignore[union-attr]
-            result = await self.execute(
-                "get_ipython().kernel.runtime.load_context_file("
-                f"{kernel_dir + '/' + name!r}, {fmt!r})"
-            )
+            kernel_path = f"{self._provisioner().kernel_shared_dir}/{name}"
+            result = await self.execute(protocol.load_context_code(kernel_path, fmt))
         finally:
             host_path.unlink(missing_ok=True)
         if result.error is not None:
@@ -248,8 +253,7 @@ class Sandbox:
     @property
     def container_id(self) -> str | None:
         provisioner = self._manager.provisioner if self._manager else None
-        container = getattr(provisioner, "container", None)
-        return container.id if container is not None else None
+        return provisioner.container_id if isinstance(provisioner, RlmProvisioner) else None
 
     async def execute(self, code: str, timeout: float | None = None) -> ExecuteResult:
         """Run `code` in the kernel; never waits longer than `timeout` plus the interrupt grace."""
@@ -344,12 +348,9 @@ class Sandbox:
 
     async def _death_reason(self) -> str:
         provisioner = self._manager.provisioner if self._manager else None
-        if provisioner is None:
+        if not isinstance(provisioner, RlmProvisioner):
             return ""
-        status = await provisioner.poll()
-        if hasattr(provisioner, "exit_reason"):
-            return await provisioner.exit_reason()
-        return f"exit status {status}"
+        return await provisioner.exit_reason()
 
 
 class _Collector:
@@ -379,13 +380,13 @@ class _Collector:
 
     def add_reply(self, content: dict[str, Any]) -> None:
         # Written by the kernel, which user code controls: take only well-formed values.
-        extra = content.get("rlm")
+        extra = content.get(protocol.REPLY_KEY)
         extra = extra if isinstance(extra, dict) else {}
-        final = extra.get("final")
+        final = extra.get(protocol.REPLY_FINAL)
         self.result.final = final if isinstance(final, str) else None
-        dropped = extra.get("output_dropped")
+        dropped = extra.get(protocol.REPLY_OUTPUT_DROPPED)
         self.result.dropped_chars += dropped if isinstance(dropped, int) and dropped > 0 else 0
-        restored = extra.get("restored")
+        restored = extra.get(protocol.REPLY_RESTORED)
         if isinstance(restored, list):
             self.result.restored_names = [name for name in restored if isinstance(name, str)]
         if content.get("status") == "error" and self.result.error is None:

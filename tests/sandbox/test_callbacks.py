@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
-from pathlib import Path
 
 import pytest
 import zmq
 import zmq.asyncio
 
-from rlm.kernel_image import RUNTIME_DIR
-from rlm.sandbox import wire
+from rlm.kernel_image.rlm_kernel.protocol import PROTOCOL, Signer
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
-from rlm.sandbox.wire import PROTOCOL, Signer
 from tests.conftest import RecordingHandler
 
 pytestmark = pytest.mark.rootless
@@ -92,14 +89,6 @@ async def test_forged_and_replayed_messages_are_rejected(
         socket.close()
     assert [r.prompt for r, _, _ in handler.calls] == ["genuine"]
     assert sandbox.callbacks_rejected == 4
-
-
-def test_kernel_and_host_share_one_wire_format() -> None:
-    """The kernel keeps its own copy of wire.py (it imports nothing of the host's)."""
-    host_copy = Path(wire.__file__).read_text()
-    kernel_copy = (RUNTIME_DIR / "rlm_kernel" / "wire.py").read_text()
-    strip = lambda text: text.split('"""', 2)[2]  # noqa: E731 - docstrings name each other
-    assert strip(host_copy) == strip(kernel_copy)
 
 
 async def test_a_handler_that_never_answers_times_out() -> None:

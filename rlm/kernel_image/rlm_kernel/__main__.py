@@ -8,13 +8,15 @@ on cgroups v1 hosts).
 import os
 import resource
 
+from rlm_kernel.protocol import Env
+
 
 def _apply_rlimits() -> None:
-    address_space = os.environ.get("RLM_RLIMIT_AS")
+    address_space = os.environ.get(Env.RLIMIT_AS)
     if address_space:
         limit = int(address_space)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    processes = os.environ.get("RLM_RLIMIT_NPROC")
+    processes = os.environ.get(Env.RLIMIT_NPROC)
     if processes:
         limit = int(processes)
         resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))

@@ -1,13 +1,12 @@
 """Kernel side of the llm_query callback channel.
 
-Requests are signed messages (see wire.py) sent over a ZMQ DEALER socket to the host's
+Requests are signed messages (see protocol.py) sent over a ZMQ DEALER socket to the host's
 ROUTER. Each thread gets its own socket, so user code calling llm_query from several
 threads is served concurrently by the host.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any
 
 import zmq
 
-from rlm_kernel.wire import Signer
+from rlm_kernel.protocol import CallbackConfig, Signer
 
 
 class LLMQueryError(RuntimeError):
@@ -34,8 +33,8 @@ class CallbackClient:
     @classmethod
     def from_file(cls, path: str, endpoint: str, timeout: float) -> CallbackClient:
         with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-        return cls(endpoint, config["key"].encode(), timeout, config["max_message_bytes"])
+            config = CallbackConfig.from_json(f.read())
+        return cls(endpoint, config.key.encode(), timeout, config.max_message_bytes)
 
     def _channel(self) -> tuple[zmq.Socket, Signer]:
         channel = getattr(self._local, "channel", None)

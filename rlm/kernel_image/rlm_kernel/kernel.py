@@ -8,6 +8,8 @@ from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
 
+from rlm_kernel import protocol
+from rlm_kernel.protocol import Env
 from rlm_kernel.runtime import Runtime
 
 
@@ -65,14 +67,15 @@ class RLMKernel(IPythonKernel):
         super().__init__(**kwargs)
         self.runtime = Runtime.from_environment()
         self.runtime.install(self.shell.user_ns)
-        self.output_cap = OutputCap(int(os.environ.get("RLM_OUTPUT_LIMIT", "100000")))
+        limit = os.environ.get(Env.OUTPUT_LIMIT, protocol.DEFAULT_OUTPUT_LIMIT)
+        self.output_cap = OutputCap(int(limit))
         for stream in (sys.stdout, sys.stderr):
             self.output_cap.wrap(stream)
         # ipykernel sleeps 0.5 ms per execute so output "makes it to the clients"; our host
         # waits for the idle status, which follows all output on the same socket.
         self._execute_sleep = 0.0
         # rlm's own host never shows the code back; Jupyter front ends want it echoed.
-        self.echo_input = os.environ.get("RLM_ECHO_INPUT", "1") != "0"
+        self.echo_input = os.environ.get(Env.ECHO_INPUT, "1") != "0"
 
     def _publish_execute_input(self, code: str, parent: Any, execution_count: int) -> None:
         if self.echo_input:
@@ -101,9 +104,13 @@ class RLMKernel(IPythonKernel):
             cell_id=cell_id,
         )
         # The host reads these from the execute_reply: no extra round trip per execute.
-        reply["rlm"] = {
-            "final": self.runtime.final,
-            "output_dropped": self.output_cap.dropped,
-            "restored": self.runtime.restore_reserved(),
+        reply[protocol.REPLY_KEY] = {
+            protocol.REPLY_FINAL: self.runtime.final,
+            protocol.REPLY_OUTPUT_DROPPED: self.output_cap.dropped,
+            protocol.REPLY_RESTORED: self.runtime.restore_reserved(),
         }
         return reply
+
+    def rlm_load_context(self, path: str, fmt: str) -> None:
+        """protocol.LOAD_CONTEXT: replace CONTEXT from a file the host wrote (pooled kernels)."""
+        self.runtime.load_context_file(path, fmt)

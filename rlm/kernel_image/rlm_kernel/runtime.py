@@ -16,7 +16,9 @@ import os
 import re
 from typing import Any
 
+from rlm_kernel import protocol
 from rlm_kernel.callback import CallbackClient, LLMQueryError
+from rlm_kernel.protocol import Env
 
 
 def load_context(path: str, fmt: str) -> Any:
@@ -51,11 +53,12 @@ class Runtime:
 
     @classmethod
     def from_environment(cls) -> Runtime:
-        path = os.environ.get("RLM_CONTEXT_FILE")
-        context = load_context(path, os.environ.get("RLM_CONTEXT_FORMAT", "text")) if path else ""
-        callback_file = os.environ.get("RLM_CALLBACK_FILE")
-        timeout = float(os.environ.get("RLM_CALLBACK_TIMEOUT", "600"))
-        endpoint = os.environ.get("RLM_CALLBACK_ENDPOINT", "")
+        path = os.environ.get(Env.CONTEXT_FILE)
+        fmt = os.environ.get(Env.CONTEXT_FORMAT, protocol.DEFAULT_CONTEXT_FORMAT)
+        context = load_context(path, fmt) if path else ""
+        callback_file = os.environ.get(Env.CALLBACK_FILE)
+        timeout = float(os.environ.get(Env.CALLBACK_TIMEOUT, protocol.DEFAULT_CALLBACK_TIMEOUT))
+        endpoint = os.environ.get(Env.CALLBACK_ENDPOINT, "")
         client = (
             CallbackClient.from_file(callback_file, endpoint, timeout) if callback_file else None
         )
@@ -80,7 +83,7 @@ class Runtime:
     def llm_query(self, prompt: str, model: str | None = None) -> str:
         """Ask the sub-model; returns its answer as a string."""
         client = self._require_client()
-        reply = client.call("llm_query", {"prompt": str(prompt), "model": model})
+        reply = client.call(protocol.LLM_QUERY, {"prompt": str(prompt), "model": model})
         return reply["result"]
 
     def llm_query_batched(self, prompts: list[str], model: str | None = None) -> list[str]:
@@ -91,7 +94,7 @@ class Runtime:
         """
         client = self._require_client()
         reply = client.call(
-            "llm_query_batched", {"prompts": [str(p) for p in prompts], "model": model}
+            protocol.LLM_QUERY_BATCHED, {"prompts": [str(p) for p in prompts], "model": model}
         )
         return [
             item["result"] if item["status"] == "ok" else f"[llm_query failed: {item['error']}]"
