@@ -5,7 +5,7 @@ signed with a per-sandbox key (the kernel's protocol module defines the format f
 sides); unsigned, forged or replayed messages are dropped and logged. jupyter_client's
 Session would do the signing too, but its headers and date parsing cost more than the rest
 of a round trip. Each request is served in its own task, so concurrent llm_query calls from
-kernel threads overlap.
+kernel threads overlap; `cancel_requests` ends them when the execute that made them ends.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class CallbackServer:
         run_dir: RunDir,
         handler: LLMHandler,
         *,
-        request_timeout: float = 600.0,
+        request_timeout: float = protocol.DEFAULT_CALLBACK_TIMEOUT,
         batch_concurrency: int = 32,
         max_message_bytes: int = 32 * 1024**2,
         max_in_flight: int = 64,
@@ -152,6 +152,21 @@ class CallbackServer:
                     return {"status": "error", "error": _describe(exc)}
 
         return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+
+    async def cancel_requests(self) -> int:
+        """Cancel every request being served and wait until their handlers have ended.
+
+        Called when an execute ends by timeout, interrupt or restart: executes run one at a
+        time, so what is in flight then was asked by that execute (or by a thread it left
+        behind), and nobody will read the answers. A handler running a child run is
+        cancelled with it, and the child releases its sandbox on the way out. Returns how
+        many requests were cancelled.
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return len(tasks)
 
     async def close(self) -> None:
         tasks = [t for t in (self._receiver, *self._tasks) if t is not None]

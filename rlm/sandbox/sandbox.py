@@ -273,6 +273,10 @@ class Sandbox:
         )
         deadline = started + timeout
         outcome = await self._collect(msg_id, output, deadline)
+        if outcome != "done":
+            # No one will read what this execute's llm_query calls return: stop them now,
+            # before they spend more of the budget.
+            await self._cancel_callbacks()
         if outcome == "timeout":
             await self._manager.interrupt_kernel()  # type: ignore[union-attr]
             outcome = await self._collect(
@@ -290,6 +294,10 @@ class Sandbox:
             await self._restart(output.result, f"the kernel died ({reason})")
         output.result.duration = time.perf_counter() - started
         return output.finish()
+
+    async def _cancel_callbacks(self) -> None:
+        if self._callbacks is not None and (count := await self._callbacks.cancel_requests()):
+            log.info("cancelled %d llm_query call(s) of an execute that did not finish", count)
 
     async def _collect(self, msg_id: str, output: _Collector, deadline: float) -> str:
         """Read until the reply and the idle status arrive: 'done', 'timeout' or 'died'."""

@@ -11,6 +11,7 @@ import zmq
 import zmq.asyncio
 
 from rlm.kernel_image.rlm_kernel.protocol import PROTOCOL, Signer
+from rlm.sandbox import LLMRequest
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
 from tests.conftest import RecordingHandler
@@ -134,3 +135,59 @@ async def test_oversized_requests_are_refused_without_buffering(runtime: str) ->
         peak_growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
     assert peak_growth_kib < 100 * 1024
     assert [r.prompt for r, _, _ in handler.calls] == ["ok"]
+
+
+class StuckHandler:
+    """A handler that answers only after an hour, noting whether it was cancelled."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.answered = False
+
+    async def __call__(self, request: LLMRequest) -> str:
+        if request.prompt == "fast":
+            return "answer to fast"
+        self.started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        self.answered = True  # what would charge the budget: it must never happen
+        return "too late"
+
+
+@pytest.mark.container
+async def test_a_timed_out_execute_cancels_its_llm_query() -> None:
+    handler = StuckHandler()
+    async with Sandbox("x", llm_handler=handler) as box:
+        result = await box.execute("llm_query('slow')", timeout=1)
+        assert result.timed_out and handler.started.is_set()
+        # Cancelled by the time execute returns, not merely asked to stop.
+        assert handler.cancelled.is_set() and not handler.answered
+        after = await box.execute("print(llm_query('fast'))")
+        assert after.stdout == "answer to fast\n", after.error
+
+
+@pytest.mark.container
+async def test_a_restart_cancels_the_llm_query_of_the_dead_kernel() -> None:
+    handler = StuckHandler()
+    async with Sandbox("x", llm_handler=handler) as box:
+        # The kernel dies while its llm_query waits: execute restarts it.
+        result = await box.execute(
+            "import os, signal, threading\n"
+            "threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGKILL)).start()\n"
+            "llm_query('slow')"
+        )
+        assert result.restarted and handler.started.is_set()
+        assert handler.cancelled.is_set() and not handler.answered
+        after = await box.execute("print(llm_query('fast'))")
+        assert after.stdout == "answer to fast\n", after.error
+
+
+def test_callback_timeout_may_not_exceed_the_execute_timeout() -> None:
+    assert SandboxLimits().callback_timeout == SandboxLimits().execute_timeout
+    assert SandboxLimits(execute_timeout=5).callback_timeout == 5
+    with pytest.raises(ValueError, match="may not exceed execute_timeout"):
+        SandboxLimits(execute_timeout=5, callback_timeout=6)

@@ -38,7 +38,7 @@ class Env:
 
 # What the kernel assumes for a variable the host left unset.
 DEFAULT_OUTPUT_LIMIT = 100_000
-DEFAULT_CALLBACK_TIMEOUT = 600.0
+DEFAULT_CALLBACK_TIMEOUT = 300.0
 DEFAULT_CONTEXT_FORMAT = "text"
 CONTEXT_FORMATS = ("text", "json")
 
