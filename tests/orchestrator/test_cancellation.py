@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker.errors
@@ -23,14 +23,19 @@ class ParentKillingFactory(RecordingFactory):
     """Kills the root's kernel as soon as a child run has its sandbox: the root's execute
     then ends by a restart while its llm_query is still running the child."""
 
+    kills: list[asyncio.Task[None]] = field(default_factory=list)
+
     async def acquire(self, context: Any, llm_handler: LLMHandler, depth: int) -> Sandbox:
         sandbox = await super().acquire(context, llm_handler, depth)
         if depth == 1:
-            root_id = self.container_ids[0]
-            engine = await asyncio.to_thread(get_engine)
-            container = await asyncio.to_thread(engine.client.containers.get, root_id)
-            await asyncio.to_thread(container.kill)
+            # In the background: the child run must hold its sandbox before the root's
+            # restart can cancel it.
+            self.kills.append(asyncio.create_task(asyncio.to_thread(kill, self.container_ids[0])))
         return sandbox
+
+
+def kill(container_id: str | None) -> None:
+    get_engine().client.containers.get(container_id).kill()
 
 
 async def test_a_cancelled_child_run_releases_its_sandbox(trace_path) -> None:  # type: ignore[no-untyped-def]
@@ -55,8 +60,9 @@ async def test_a_cancelled_child_run_releases_its_sandbox(trace_path) -> None:  
         trace=trace_path,
     )
     result = await rlm.acompletion("the root context", "q")
+    await asyncio.gather(*factory.kills)
 
-    assert (result.success, result.answer) == (True, "gave up on the child")
+    assert (result.success, result.answer) == (True, "gave up on the child"), result.error
     assert released_when_root_resumed == [1]
     assert sorted(depth for depth, _ in factory.released) == [0, 1]
     child_id = factory.container_ids[1]
