@@ -56,13 +56,13 @@ eval_out = $(or $(OUT),eval-results/$(BACKEND)$(if $(MODEL),-$(subst /,_,$(MODEL
 .PHONY: eval eval-sniah eval-oolong eval-pairs
 
 eval-sniah:
-	$(PYTHON) -m rlm.eval --task sniah $(EVAL_ARGS) --out '$(call eval_out,sniah)'
+	$(PYTHON) -m rlm.cli eval --task sniah $(EVAL_ARGS) --out '$(call eval_out,sniah)'
 
 eval-oolong:
-	$(PYTHON) -m rlm.eval --task oolong $(EVAL_ARGS) --out '$(call eval_out,oolong)'
+	$(PYTHON) -m rlm.cli eval --task oolong $(EVAL_ARGS) --out '$(call eval_out,oolong)'
 
 eval-pairs:
-	$(PYTHON) -m rlm.eval --task pairs $(EVAL_ARGS) --out '$(call eval_out,pairs)'
+	$(PYTHON) -m rlm.cli eval --task pairs $(EVAL_ARGS) --out '$(call eval_out,pairs)'
 
 eval:
-	$(PYTHON) -m rlm.eval $(EVAL_ARGS) --out '$(call eval_out,all)'
+	$(PYTHON) -m rlm.cli eval $(EVAL_ARGS) --out '$(call eval_out,all)'

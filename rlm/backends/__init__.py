@@ -14,6 +14,7 @@ from rlm.backends.claude_cli import ClaudeCLIBackend
 from rlm.backends.presets import PRESETS, Preset, make_backend
 from rlm.backends.pricing import Price, PriceTable
 from rlm.backends.scripted import ScriptedBackend
+from rlm.backends.watched import WatchedBackend
 
 if TYPE_CHECKING:
     from rlm.backends.anthropic_api import AnthropicBackend
@@ -37,6 +38,7 @@ __all__ = [
     "PriceTable",
     "ScriptedBackend",
     "Usage",
+    "WatchedBackend",
     "make_backend",
 ]
 

@@ -25,7 +25,7 @@ SUBCOMMANDS = {
     "doctor": "rlm.cli.doctor:doctor",
     "image": "rlm.cli.image:image",
     "kernel": "rlm.notebook.cli:kernel",
-    "eval": "rlm.eval.cli:eval_command",
+    "eval": "rlm.cli.eval:eval_command",
     "view": "rlm.viewer.cli:view",
 }
 """name -> "module:attribute" of a click command or group."""

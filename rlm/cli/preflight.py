@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 
+from rlm.backends.watched import WatchedBackend
 from rlm.cli.errors import UsageProblem
-from rlm.cli.session import WatchedBackend
 
 
 def backend_for(preset: str, model: str | None, base_url: str | None) -> tuple[WatchedBackend, str]:

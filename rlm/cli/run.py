@@ -8,12 +8,11 @@ checks go from cheapest to dearest so the common mistakes are reported at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -26,6 +25,7 @@ from rlm.backends import PRESETS
 from rlm.cli.context import check_encoding, load_context, read_text
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
 from rlm.cli.preflight import backend_for, check_runtime
+from rlm.cli.session import signal_name
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -184,14 +184,15 @@ def _query(request: RunRequest, encoding: str, stdin: BinaryIO) -> str:
 def _run(
     request: RunRequest, console: Console, backend: Any, model: str, context: Any, query: str
 ) -> int:
-    from rlm.cli.progress import Progress, cost_text
-    from rlm.cli.session import complete_until_stopped
-    from rlm.orchestrator.progress import ProgressPrinter
+    from rlm.cli.session import logging_to, until_stopped
+    from rlm.orchestrator.progress import ProgressPrinter, Tally, cost_text
 
-    progress = Progress(console, steps=not request.verbose)
-    sinks: list[Any] = [] if request.quiet else [progress]
-    if request.verbose:
-        sinks.append(ProgressPrinter(console))
+    printer = None
+    if not request.quiet:
+        printer = ProgressPrinter(console, verbose=request.verbose, live=True)
+    # Counted even when quiet: the report of a stopped run needs it.
+    tally = printer.tally if printer is not None else Tally()
+    sinks: list[Any] = [printer or tally]
     # --json reports the child runs too: they are only seen as events.
     tree = None
     if request.json_output:
@@ -200,10 +201,9 @@ def _run(
         tree = PageSink()
         sinks.append(tree)
     rlm = _make_rlm(request, backend, model, sinks)
-    rlm.sandbox_factory = progress.sandboxes(rlm.sandbox_factory)
 
     def on_signal(signum: int, first: bool) -> None:
-        name = _signal_name(signum)
+        name = signal_name(signum)
         if first:
             console.print(f"rlm: {name}: stopping, removing sandboxes…")
         else:
@@ -211,11 +211,12 @@ def _run(
 
     async def main() -> Any:
         try:
-            return await complete_until_stopped(rlm, context, query, on_signal)
+            return await until_stopped(rlm.acompletion(context, query), on_signal)
         finally:
             await backend.aclose()
 
-    with _logging_to(console, logging.ERROR if request.quiet else logging.WARNING), progress:
+    level = logging.ERROR if request.quiet else logging.WARNING
+    with logging_to(console, level), printer or contextlib.nullcontext():
         finished = asyncio.run(main())
     spent = rlm.cost_summary()
     spent_text = (
@@ -225,15 +226,15 @@ def _run(
         f"{cost_text(spent['cost_usd'] if spent['calls'] else 0.0)}"
     )
     if finished.result is None:
-        left = progress.tally.sandboxes
+        left = tally.sandboxes
         cleanup = (
             "all sandboxes removed"
             if left == 0
             else f"{left} sandbox(es) may remain: the next run removes them"
         )
         console.print(
-            f"rlm: stopped by {_signal_name(finished.signum or 0)} after "
-            f"{progress.tally.elapsed:.1f} s; {cleanup}; spent {spent_text}"
+            f"rlm: stopped by {signal_name(finished.signum or 0)} after "
+            f"{tally.elapsed:.1f} s; {cleanup}; spent {spent_text}"
         )
         return signal_exit_code(finished.signum or 0)
 
@@ -313,34 +314,3 @@ def _noter(console: Console, request: RunRequest) -> Callable[[str], None]:
             console.print(f"rlm: {escape(text)}")
 
     return note
-
-
-def _signal_name(signum: int) -> str:
-    return signal.Signals(signum).name if signum else "a signal"
-
-
-class _ConsoleHandler(logging.Handler):
-    """Log records printed through the progress console, so they land above the live
-    status instead of through it."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__()
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(f"[yellow]rlm: {escape(record.getMessage())}[/]")
-
-
-@contextmanager
-def _logging_to(console: Console, level: int) -> Iterator[None]:
-    """rlm's log records go to `console` during the run; the logger is restored after,
-    as the run may be one call in a longer-lived process (tests, demo.py)."""
-    logger = logging.getLogger("rlm")
-    saved = logger.handlers, logger.level, logger.propagate
-    logger.handlers, logger.propagate = [_ConsoleHandler(console)], False
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.handlers, logger.propagate = saved[0], saved[2]
-        logger.setLevel(saved[1])

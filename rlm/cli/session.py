@@ -1,84 +1,51 @@
-"""Driving one completion for the command line.
+"""Driving long work for the command line: `rlm` runs one completion, `rlm eval` many.
 
-SIGINT and SIGTERM cancel the completion, which releases every sandbox it started (see
-RLM.acompletion) before this returns; a second signal only says cleanup is under way, so
-an impatient Ctrl-C cannot leave containers behind.
+SIGINT and SIGTERM cancel the work, which releases every sandbox it started (see
+RLM.acompletion) before `until_stopped` returns; a second signal only says cleanup is
+under way, so an impatient Ctrl-C cannot leave containers behind.
 
-The backend is watched so that an endpoint which cannot be reached, or rejects the key,
-before the model answered anything counts as a setup problem rather than a failed run.
+While the work runs, rlm's log records are printed through the command's console, above
+any live display. RLM_DEBUG=1 shows debug records too, with their tracebacks: a run that
+failed on an internal error logs its traceback there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from rlm.backends import Backend, Completion, Message
-from rlm.errors import AuthenticationError, BackendError, EndpointUnreachableError
-from rlm.orchestrator import RLM, RLMResult
+from rich.console import Console
+from rich.markup import escape
 
-SETUP_ERRORS = (AuthenticationError, EndpointUnreachableError)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-
-class WatchedBackend(Backend):
-    """Passes every call to `inner`, counting answers and keeping the first failure."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.answers = 0
-        self.first_error: BackendError | None = None
-
-    async def acomplete(
-        self,
-        messages: list[Message],
-        model: str,
-        *,
-        system: str | None = None,
-        max_tokens: int | None = None,
-    ) -> Completion:
-        try:
-            completion = await self.inner.acomplete(
-                messages, model, system=system, max_tokens=max_tokens
-            )
-        except BackendError as exc:
-            self.first_error = self.first_error or exc
-            raise
-        self.answers += 1
-        return completion
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    @property
-    def setup_error(self) -> BackendError | None:
-        """The endpoint failure that kept the model from ever answering, if that was it."""
-        if self.answers == 0 and isinstance(self.first_error, SETUP_ERRORS):
-            return self.first_error
-        return None
+T = TypeVar("T")
 
 
 @dataclass
-class Finished:
-    result: RLMResult | None
-    """None when a signal stopped the run."""
+class Finished(Generic[T]):
+    result: T | None
+    """None when a signal stopped the work."""
     signum: int | None = None
 
 
-async def complete_until_stopped(
-    rlm: RLM, context: Any, query: str, on_signal: Callable[[int, bool], None]
-) -> Finished:
-    """Run the completion; `on_signal(signum, first)` is told of each stop signal."""
-    task = asyncio.ensure_future(rlm.acompletion(context, query))
+async def until_stopped(
+    work: Coroutine[Any, Any, T], on_signal: Callable[[int, bool], None] | None = None
+) -> Finished[T]:
+    """Run `work`; a stop signal cancels it. `on_signal(signum, first)` is told of each."""
+    task = asyncio.ensure_future(work)
     received: list[int] = []
 
     def stop(signum: int) -> None:
-        on_signal(signum, not received)
+        if on_signal is not None:
+            on_signal(signum, not received)
         if not received:
             task.cancel()
         received.append(signum)
@@ -99,3 +66,37 @@ async def complete_until_stopped(
         if handling:
             for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name if signum else "a signal"
+
+
+class _ConsoleHandler(logging.Handler):
+    """Log records printed through the command's console, so they land above a live
+    display instead of through it."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(f"[yellow]rlm: {escape(record.getMessage())}[/]")
+        if record.exc_info:
+            self.console.print(escape(logging.Formatter().formatException(record.exc_info)))
+
+
+@contextmanager
+def logging_to(console: Console, level: int) -> Iterator[None]:
+    """rlm's log records at `level` and above (any level with RLM_DEBUG set) go to
+    `console`; the logger is restored after, as the command may be one call in a
+    longer-lived process (tests, demo.py)."""
+    logger = logging.getLogger("rlm")
+    saved = logger.handlers, logger.level, logger.propagate
+    logger.handlers, logger.propagate = [_ConsoleHandler(console)], False
+    logger.setLevel(logging.DEBUG if os.environ.get("RLM_DEBUG") else level)
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])

@@ -6,7 +6,7 @@ OOLONG-style aggregation and OOLONG-Pairs, as in the RLM paper.
                             concurrency=4, run_info={"model": "gpt-4o"})
     rows = summarize(await evaluation.run())
 
-`rlm eval` (rlm.eval.cli) does the same from the command line. Lengths are in tokens of
+`rlm eval` (rlm.cli.eval) does the same from the command line. Lengths are in tokens of
 CHARS_PER_TOKEN (4) characters.
 """
 

@@ -4,7 +4,7 @@ from rlm.orchestrator.budget import BudgetExceeded, BudgetLimits
 from rlm.orchestrator.events import EVENT_FIELDS, SCHEMA_VERSION, Event
 from rlm.orchestrator.result import RLMResult
 from rlm.orchestrator.rlm import RLM
-from rlm.orchestrator.sandboxes import SandboxFactory
+from rlm.orchestrator.sandboxes import Sandboxes, SandboxFactory, WarmPoolFactory
 from rlm.orchestrator.stats import RLMStats
 
 __all__ = [
@@ -17,4 +17,6 @@ __all__ = [
     "RLMResult",
     "RLMStats",
     "SandboxFactory",
+    "Sandboxes",
+    "WarmPoolFactory",
 ]

@@ -3,12 +3,15 @@
 Every step of a run (and of its child runs) becomes one `Event`. Sinks receive them in
 order: the JSONL trace writes them, the verbose printer renders them. A trace line is
 
-    {"v": 1, "type": "execute", "time": 1718000000.0, "elapsed_s": 1.25,
+    {"v": 2, "type": "execute", "time": 1718000000.0, "elapsed_s": 1.25,
      "run_id": "a1b2c3d4", "parent_id": null, "depth": 0, ...fields of the type}
 
 `run_id` names one RLM loop (the root or a child); `parent_id` is the run whose
 llm_query started it. Fields are JSON values; long texts are kept whole except where
 the schema says "preview" (at most PREVIEW_CHARS, with the full length beside it).
+
+Version 2 added the sandbox_open, sandbox_close and sub_call_start events; the events of
+version 1 are unchanged, so a reader of version 1 keeps working if it skips unknown types.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PREVIEW_CHARS = 1000
 
 EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
     # A run began: its query (full), the model of its loop, what CONTEXT is.
     "start": ("query", "model", "context_type", "context_chars", "max_iterations", "max_depth"),
+    # The run has its sandbox (container_id: null for the local runtime).
+    "sandbox_open": ("container_id",),
+    # The run's sandbox is closed and, in a container, removed. A run's last events are
+    # this one and then its final or error.
+    "sandbox_close": ("container_id",),
     # The run's model answered: full text, the code blocks it will run, tokens and cost.
     "model_response": (
         "iteration",
@@ -51,6 +59,8 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
         "timed_out",
         "restarted",
     ),
+    # An llm_query from this run's kernel began; its sub_call event follows when it ends.
+    "sub_call_start": ("iteration", "kind", "model", "sub_depth", "batch_index"),
     # An llm_query served for this run's kernel. kind: "model" (a plain call) or "rlm" (a
     # child run: child_run_id; its own events carry parent_id = this run). sub_depth is
     # the depth the sub-call ran at; prompt and answer are previews. usage (a plain call's

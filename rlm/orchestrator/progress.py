@@ -1,36 +1,214 @@
-"""verbose=True: a readable account of a run on stderr, rendered with rich from its events.
+"""Progress of a completion on a console, rendered with rich from its events: the one
+renderer of the event stream, for `verbose=True` and for the `rlm` command.
 
-Child runs are indented by depth. Sub-calls are counted rather than listed (a batched
-query can make hundreds); the count and the running cost appear after every execute.
+`Tally` counts what the whole run tree has done (sandboxes open, sub-calls running and
+done, tokens, cost). `ProgressPrinter` renders the events as they arrive, either in full
+(every run, children indented by depth, with code and outputs; sub-calls are counted
+rather than listed, as a batched query can make hundreds) or as one plain line per step
+of the root loop, readable in a log or a pipe. With `live`, on a terminal, a status sits
+below the lines: spinner, iteration, what the code is doing, sub-calls, sandboxes,
+tokens, cost and elapsed time.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.padding import Padding
+from rich.spinner import Spinner
 from rich.syntax import Syntax
+from rich.text import Text
 
 from rlm.orchestrator.events import Event
 
 SHOWN_CHARS = 600
 
 
-class ProgressPrinter:
-    """An EventSink printing each event as it arrives."""
+@dataclass
+class Tally:
+    """An EventSink counting what the whole run tree has done so far."""
 
-    def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True)
-        self._cost = 0.0
-        self._cost_known = True
-        self._sub_calls: dict[str, int] = {}
+    started: float = field(default_factory=time.monotonic)
+    sandboxes: int = 0
+    sub_calls_running: int = 0
+    sub_calls_done: int = 0
+    sub_calls_failed: int = 0
+    sub_calls_of_run: dict[str, int] = field(default_factory=dict)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    cost_known: bool = True
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
 
     def emit(self, event: Event) -> None:
-        render = getattr(self, f"_on_{event.type}", None)
-        if render is not None:
-            render(event, event.fields)
+        f = event.fields
+        if event.type == "sandbox_open":
+            self.sandboxes += 1
+        elif event.type == "sandbox_close":
+            # Sent once the sandbox is really released: what the interrupt report trusts.
+            self.sandboxes -= 1
+        elif event.type == "model_response":
+            self._add_usage(f["input_tokens"] + f["cache_read_tokens"], f["output_tokens"],
+                            f["cost_usd"])  # fmt: skip
+        elif event.type == "sub_call_start":
+            self.sub_calls_running += 1
+        elif event.type == "sub_call":
+            self.sub_calls_running -= 1
+            self.sub_calls_done += 1
+            self.sub_calls_failed += f["error"] is not None
+            self.sub_calls_of_run[event.run_id] = self.sub_calls_of_run.get(event.run_id, 0) + 1
+            if f["usage"] is not None:
+                usage = f["usage"]
+                self._add_usage(
+                    usage["input_tokens"] + usage["cache_read_tokens"],
+                    usage["output_tokens"],
+                    usage["cost_usd"],
+                )
+
+    def _add_usage(self, input_tokens: int, output_tokens: int, cost: float | None) -> None:
+        self.input_tokens += input_tokens
+        self.output_tokens += output_tokens
+        if cost is None:
+            self.cost_known = False
+        else:
+            self.cost += cost
+
+    def spending(self) -> str:
+        return (
+            f"{self.input_tokens:,} in / {self.output_tokens:,} out tokens, "
+            f"{cost_text(self.cost if self.cost_known else None)}"
+        )
+
+    def sub_calls(self) -> str:
+        failed = f", {self.sub_calls_failed} failed" if self.sub_calls_failed else ""
+        return f"sub-calls {self.sub_calls_done} done{failed}, {self.sub_calls_running} running"
+
+    def total_cost(self) -> str:
+        return f"${self.cost:.4f}" + ("" if self.cost_known else " + unknown")
+
+
+def cost_text(cost: float | None) -> str:
+    return "cost unknown (unpriced model)" if cost is None else f"${cost:.4f}"
+
+
+def clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+class ProgressPrinter:
+    """An EventSink printing each event as it arrives: in full when `verbose`, else one
+    line per root step; `live` adds the status on a terminal (use it as a context
+    manager then)."""
+
+    def __init__(
+        self, console: Console | None = None, *, verbose: bool = True, live: bool = False
+    ) -> None:
+        self.console = console or Console(stderr=True)
+        self.tally = Tally()
+        self.verbose = verbose
+        self._iteration = 0
+        self._max_iterations = 0
+        self._doing = "starting"
+        self._blocks: list[str] = []
+        self._spinner = Spinner("dots", style="cyan")
+        self._live: Live | None = None
+        if live and self.console.is_terminal and not self.console.is_dumb_terminal:
+            self._live = Live(
+                console=self.console,
+                get_renderable=self._status,
+                refresh_per_second=4,
+                transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+
+    def __enter__(self) -> ProgressPrinter:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def emit(self, event: Event) -> None:
+        self.tally.emit(event)
+        if event.depth == 0:
+            self._follow_root(event, event.fields)
+        if self.verbose:
+            render = getattr(self, f"_on_{event.type}", None)
+            if render is not None:
+                render(event, event.fields)
+        elif event.depth == 0:
+            self._root_line(event, event.fields)
+
+    # --- what the root loop is doing (the live status) -------------------------------
+
+    def _follow_root(self, event: Event, f: dict[str, Any]) -> None:
+        if event.type == "start":
+            self._max_iterations = f["max_iterations"]
+            self._doing = "starting the sandbox"
+        elif event.type == "sandbox_open":
+            self._doing = "waiting for the model"
+        elif event.type == "model_response":
+            self._iteration = f["iteration"]
+            self._blocks = f["code_blocks"]
+            self._doing = self._running(1) if self._blocks else "waiting for the model"
+        elif event.type == "execute":
+            more = f["block"] < len(self._blocks) and not f["error"] and f["final"] is None
+            self._doing = self._running(f["block"] + 1) if more else "waiting for the model"
+        elif event.type == "final":
+            self._doing = "done"
+
+    def _running(self, block: int) -> str:
+        code = self._blocks[block - 1].strip()
+        first = code.splitlines()[0] if code else ""
+        return f"running block {block}/{len(self._blocks)}: {first[:60]}"
+
+    def _status(self) -> Group:
+        tally = self.tally
+        where = f"iteration {self._iteration}/{self._max_iterations}" if self._iteration else ""
+        self._spinner.update(
+            text=Text.assemble((where + " · " if where else ""), (self._doing, "bold"))
+        )
+        details = (
+            f"{tally.sub_calls()} · sandboxes {tally.sandboxes} · {tally.spending()} · "
+            f"{clock(tally.elapsed)}"
+        )
+        return Group(self._spinner, Text("  " + details, style="dim"))
+
+    # --- one line per root step ------------------------------------------------------
+
+    def _root_line(self, event: Event, f: dict[str, Any]) -> None:
+        if event.type == "model_response":
+            blocks = len(f["code_blocks"])
+            said = f"wrote {blocks} code block(s)" if blocks else "replied without code"
+            self._line(
+                f"iteration {f['iteration']}: the model {said} "
+                f"({f['input_tokens'] + f['cache_read_tokens']:,} in / "
+                f"{f['output_tokens']:,} out tokens, {f['latency_s']:.1f} s)"
+            )
+        elif event.type == "execute":
+            error = f["error"]
+            outcome = f"failed with {error['name']}" if error else "ran"
+            self._line(
+                f"  block {f['block']} {outcome} in {f['duration_s']:.1f} s; "
+                f"{self.tally.sub_calls()}; {self.tally.spending()}"
+            )
+
+    def _line(self, text: str) -> None:
+        self.console.print(f"[dim]{clock(self.tally.elapsed)}[/] {escape(text)}")
+
+    # --- every event in full ---------------------------------------------------------
 
     def _print(self, event: Event, renderable: Any) -> None:
         self.console.print(Padding(renderable, (0, 0, 0, 4 * event.depth)))
@@ -44,12 +222,11 @@ class ProgressPrinter:
         )
 
     def _on_model_response(self, event: Event, f: dict[str, Any]) -> None:
-        self._add_cost(f["cost_usd"])
         self._print(
             event,
             f"[bold]iteration {f['iteration']}[/] [dim]{f['input_tokens']:,} in / "
             f"{f['output_tokens']:,} out tokens, {f['latency_s']:.1f} s, "
-            f"total cost {self._cost_text()}[/]",
+            f"total cost {self.tally.total_cost()}[/]",
         )
         for code in f["code_blocks"]:
             self._print(event, Syntax(code, "python", theme="ansi_dark", line_numbers=False))
@@ -66,14 +243,9 @@ class ProgressPrinter:
         self._print(
             event,
             f"[dim]block {f['block']}: {f['duration_s']:.2f} s, "
-            f"{self._sub_calls.get(event.run_id, 0)} sub-calls so far, "
-            f"total cost {self._cost_text()}[/]",
+            f"{self.tally.sub_calls_of_run.get(event.run_id, 0)} sub-calls so far, "
+            f"total cost {self.tally.total_cost()}[/]",
         )
-
-    def _on_sub_call(self, event: Event, f: dict[str, Any]) -> None:
-        self._sub_calls[event.run_id] = self._sub_calls.get(event.run_id, 0) + 1
-        if f["usage"] is not None:
-            self._add_cost(f["usage"]["cost_usd"])
 
     def _on_final(self, event: Event, f: dict[str, Any]) -> None:
         self._print(event, f"[bold green]✔ final answer:[/] {_short(f['answer'], 400)}")
@@ -87,17 +259,8 @@ class ProgressPrinter:
             f"[bold]done[/] in {stats['wall_time_s']:.1f} s: {stats['iterations']} iterations, "
             f"{stats['model_calls']} model calls, {sum(stats['sub_calls'].values())} sub-calls, "
             f"{stats['input_tokens'] + stats['cache_read_tokens']:,} in / "
-            f"{stats['output_tokens']:,} out tokens, cost {self._cost_text()}"
+            f"{stats['output_tokens']:,} out tokens, cost {self.tally.total_cost()}"
         )
-
-    def _add_cost(self, cost: float | None) -> None:
-        if cost is None:
-            self._cost_known = False
-        else:
-            self._cost += cost
-
-    def _cost_text(self) -> str:
-        return f"${self._cost:.4f}" + ("" if self._cost_known else " + unknown")
 
 
 def _short(text: str, limit: int) -> str:

@@ -21,7 +21,7 @@ from rlm.orchestrator.budget import Budget, BudgetLimits
 from rlm.orchestrator.events import EventSink
 from rlm.orchestrator.result import RLMResult
 from rlm.orchestrator.run import Run
-from rlm.orchestrator.sandboxes import SandboxFactory, warm_pool_scope
+from rlm.orchestrator.sandboxes import Sandboxes, SandboxFactory, WarmPoolFactory
 from rlm.orchestrator.stats import CostLedger
 from rlm.orchestrator.trace import TraceWriter
 from rlm.orchestrator.tree import RunTree, Settings
@@ -39,14 +39,16 @@ class RLM:
     the whole run tree: `max_sub_calls`, `max_tokens`, `max_cost_usd`, `max_time_s`.
 
     Sandboxes come from `sandbox_factory`, by default fresh ones built from `runtime`
-    ("container" or, without isolation, "local"), `image` and `sandbox_limits`.
+    ("container" or, without isolation, "local"), `image` and `sandbox_limits`; a
+    `WarmPoolFactory` adds a warm pool to a factory.
     `trace` names a JSONL file receiving every event; `verbose` renders progress on
     stderr. `max_output_chars` caps the code output the model reads back per reply;
     `max_concurrent_children` caps child runs (each with a sandbox) running at once
     per depth. `event_sinks` receive every event too (a progress display, a viewer).
     `warm_pool=N` keeps N sandboxes starting in the background during each completion,
-    so child runs (max_depth >= 2) start from a ready kernel. Code may pick the model of
-    an llm_query among `model`, `recursive_model` and `sub_models`, no other.
+    so child runs (max_depth >= 2) start from a ready kernel: the factory is composed
+    into a `WarmPoolFactory` of that size. Code may pick the model of an llm_query among
+    `model`, `recursive_model` and `sub_models`, no other.
     """
 
     def __init__(
@@ -66,7 +68,7 @@ class RLM:
         runtime: str = "container",
         image: str | None = None,
         sandbox_limits: SandboxLimits | None = None,
-        sandbox_factory: SandboxFactory | None = None,
+        sandbox_factory: SandboxFactory | WarmPoolFactory | None = None,
         trace: str | os.PathLike[str] | None = None,
         max_output_chars: int = 20_000,
         max_concurrent_children: int = 4,
@@ -95,30 +97,31 @@ class RLM:
             allowed_models=frozenset({model, self.recursive_model, *sub_models}),
         )
         self.limits = BudgetLimits(max_sub_calls, max_tokens, max_cost_usd, max_time_s)
-        self.sandbox_factory = sandbox_factory or SandboxFactory(
+        factory = sandbox_factory or SandboxFactory(
             runtime=runtime, image=image, limits=sandbox_limits
         )
+        if warm_pool and max_depth >= 2:  # only child runs use a pool
+            if isinstance(factory, WarmPoolFactory):
+                raise ValueError("give warm_pool or a WarmPoolFactory, not both")
+            factory = WarmPoolFactory(factory, warm_pool)
+        self.sandbox_factory: SandboxFactory | WarmPoolFactory = factory
         self.trace = TraceWriter(trace) if trace is not None else None
         self._ledger = CostLedger()
         self._extra_sinks = list(event_sinks)
-        self.warm_pool = warm_pool
 
     async def acompletion(self, context: Context, query: str) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
         raised (a context of the wrong type raises TypeError: a caller's bug); cancelling
         the task releases every sandbox it started."""
-        pool = None
-        if self.warm_pool and self.settings.max_depth >= 2:  # only child runs use it
-            pool = self.sandbox_factory.warm_pool(self.warm_pool)
-        async with warm_pool_scope(pool):
-            return await self._complete(context, query)
+        async with self.sandbox_factory.completion() as sandboxes:
+            return await self._complete(context, query, sandboxes)
 
-    async def _complete(self, context: Context, query: str) -> RLMResult:
+    async def _complete(self, context: Context, query: str, sandboxes: Sandboxes) -> RLMResult:
         tree = RunTree(
             backend=self.backend,
             settings=self.settings,
             budget=Budget(self.limits),
-            sandboxes=self.sandbox_factory,
+            sandboxes=sandboxes,
             ledger=self._ledger,
             sinks=self._sinks(),
         )

@@ -14,6 +14,7 @@ root's sub-calls child runs whose own sub-calls are plain calls.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -27,6 +28,8 @@ from rlm.orchestrator.parsing import parse_reply
 from rlm.orchestrator.tree import RunTree
 from rlm.sandbox import ExecuteResult, LLMRequest, Sandbox
 
+log = logging.getLogger(__name__)
+
 
 class ChildRunFailed(RLMError):
     """A child run serving an llm_query ended without an answer."""
@@ -38,6 +41,9 @@ class Outcome:
     success: bool
     error: str | None
     history: list[dict[str, Any]]
+    kind: str | None = None
+    """Why a failed run failed: the `kind` of its error event."""
+    budget: str | None = None
 
 
 class Run:
@@ -72,35 +78,54 @@ class Run:
         sandbox: Sandbox | None = None
         try:
             sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
+            self._emit("sandbox_open", container_id=sandbox.container_id)
             system = prompts.system_prompt(
                 description,
                 kind,
                 max_iterations=settings.max_iterations,
                 compact=settings.compact_prompt,
             )
-            return await self._loop(sandbox, system, query)
+            outcome = await self._loop(sandbox, system, query)
         except BudgetExceeded as exc:
-            return self.fail(str(exc), "budget", exc.budget)
+            outcome = self._failure(str(exc), "budget", exc.budget)
         except BackendError as exc:
-            return self.fail(f"the model call failed: {_describe(exc)}", "model")
+            outcome = self._failure(f"the model call failed: {_describe(exc)}", "model")
         except Exception as exc:
-            # Sandbox failures and anything unexpected end the run, never the caller.
-            return self.fail(f"the run failed: {_describe(exc)}", "internal")
+            # Sandbox failures and anything unexpected end the run, never the caller; the
+            # traceback goes to the log (shown by the CLI with RLM_DEBUG=1).
+            log.debug("run %s (depth %d) failed", self.id, self.depth, exc_info=True)
+            outcome = self._failure(f"the run failed: {_describe(exc)}", "internal")
         finally:
             if sandbox is not None:
+                container_id = sandbox.container_id  # unknown once the sandbox is closed
                 await self.tree.sandboxes.release(sandbox, self.depth)
+                self._emit("sandbox_close", container_id=container_id)
+        # Told only now, so that a finished run has given back its sandbox.
+        self._report(outcome)
+        return outcome
 
     def fail(self, error: str, kind: str, budget: str | None = None) -> Outcome:
         """End without success, keeping the best partial answer."""
+        outcome = self._failure(error, kind, budget)
+        self._report(outcome)
+        return outcome
+
+    def _failure(self, error: str, kind: str, budget: str | None = None) -> Outcome:
+        return Outcome(self.partial, False, error, self.history, kind, budget)
+
+    def _report(self, outcome: Outcome) -> None:
+        """The run's last event: its final answer or its error."""
+        if outcome.success:
+            self._emit("final", iteration=self.history[-1]["iteration"], answer=outcome.answer)
+            return
         self._emit(
             "error",
             iteration=len(self.history),
-            error=error,
-            kind=kind,
-            budget=budget,
-            partial_answer=self.partial,
+            error=outcome.error,
+            kind=outcome.kind,
+            budget=outcome.budget,
+            partial_answer=outcome.answer,
         )
-        return Outcome(self.partial, False, error, self.history)
 
     # --- the loop --------------------------------------------------------------------
 
@@ -114,14 +139,14 @@ class Run:
                 sandbox, system, messages, iteration, settings.max_iterations - iteration
             )
             if answer is not None:
-                return self._succeed(answer, iteration)
+                return self._succeed(answer)
         # One last call asks for the answer; it shares the last user turn so roles alternate.
         messages[-1]["content"] += "\n\n" + prompts.last_chance_turn()
         last = settings.max_iterations + 1
         answer = await self._step(sandbox, system, messages, last, 0)
         if answer is not None:
-            return self._succeed(answer, last)
-        return self.fail(
+            return self._succeed(answer)
+        return self._failure(
             f"max_iterations={settings.max_iterations} reached without a final answer",
             "max_iterations",
             "max_iterations",
@@ -233,9 +258,8 @@ class Run:
         self._entry["outputs"].append(record)
         self._emit("execute", iteration=iteration, code=code, **record)
 
-    def _succeed(self, answer: str, iteration: int) -> Outcome:
+    def _succeed(self, answer: str) -> Outcome:
         self.history[-1]["final"] = answer
-        self._emit("final", iteration=iteration, answer=answer)
         return Outcome(answer, True, None, self.history)
 
     # --- sub-calls -------------------------------------------------------------------
@@ -249,6 +273,14 @@ class Run:
         entry, iteration = self._entry, len(self.history)
         started = time.monotonic()
         answer, error, child_id, usage = "", None, None, None
+        self._emit(
+            "sub_call_start",
+            iteration=iteration,
+            kind=kind,
+            model=model,
+            sub_depth=depth,
+            batch_index=request.batch_index,
+        )
         try:
             if depth > settings.max_depth:
                 raise RuntimeError("llm_query is disabled (max_depth=0)")

@@ -15,7 +15,7 @@ from typing import Any
 from rlm.backends import Backend, Completion, Message
 from rlm.orchestrator.budget import Budget
 from rlm.orchestrator.events import Event, EventSink
-from rlm.orchestrator.sandboxes import SandboxFactory
+from rlm.orchestrator.sandboxes import Sandboxes
 from rlm.orchestrator.stats import CostLedger, RLMStats
 
 
@@ -40,7 +40,7 @@ class RunTree:
     backend: Backend
     settings: Settings
     budget: Budget
-    sandboxes: SandboxFactory
+    sandboxes: Sandboxes
     ledger: CostLedger
     sinks: list[EventSink]
     stats: RLMStats = field(default_factory=RLMStats)

@@ -171,3 +171,26 @@ def test_warm_pool_option_reaches_the_run(
     assert (result.exit_code, result.stdout) == (0, "3 cats\n"), result.stderr
     assert sizes == [2]
     assert invoke([*args[:-1], "-1"]).exit_code == 2
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_shown_with_rlm_debug(
+    openai_server: FakeModelServer, cats: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rlm.orchestrator import SandboxFactory
+
+    async def broken(self: SandboxFactory, *args: object) -> None:
+        raise RuntimeError("a bug in the factory")
+
+    monkeypatch.setattr(SandboxFactory, "acquire", broken)
+    args = [*LOCAL, "--context-file", str(cats), "--query", "Cats?"]
+    plain = invoke(args)
+    assert plain.exit_code == 1
+    assert "rlm: no answer: the run failed: RuntimeError: a bug in the factory" in plain.stderr
+    assert "Traceback" not in plain.stderr
+
+    monkeypatch.setenv("RLM_DEBUG", "1")
+    debug = invoke(args)
+    assert debug.exit_code == 1
+    assert "rlm: no answer: the run failed: RuntimeError: a bug in the factory" in debug.stderr
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert 'in broken\n    raise RuntimeError("a bug in the factory")' in debug.stderr

@@ -9,7 +9,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from rlm.cli import RLMGroup
-from rlm.eval.cli import eval_command
+from rlm.cli.eval import eval_command
 
 # The rlm group's error handling around our command alone, leaving the real group as is.
 rlm = RLMGroup("rlm", commands=[eval_command])

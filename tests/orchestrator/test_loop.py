@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from rlm import RLM, RLMResult, RLMStats
 from rlm.backends import Message, ScriptedBackend
 from rlm.errors import AuthenticationError
+from rlm.orchestrator import SandboxFactory
 from tests.orchestrator.helpers import last_user, repl
 
 NEEDLE_CONTEXT = "\n".join(
@@ -144,6 +146,23 @@ async def test_sandbox_failure_ends_the_run_cleanly() -> None:
     assert result.success is False
     assert result.error is not None and "rlm-no-such-image" in result.error
     assert backend.calls == []
+
+
+async def test_an_internal_error_is_logged_with_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: SandboxFactory, *args: object) -> None:
+        raise RuntimeError("a bug in the factory")
+
+    monkeypatch.setattr(SandboxFactory, "acquire", broken)
+    caplog.set_level(logging.DEBUG, logger="rlm")
+    result = await RLM(ScriptedBackend([]), runtime="local").acompletion("x", "q")
+    # The user gets the clean result; the log keeps the traceback for RLM_DEBUG.
+    assert result.success is False
+    assert result.error == "the run failed: RuntimeError: a bug in the factory"
+    (record,) = [r for r in caplog.records if r.name == "rlm.orchestrator.run"]
+    assert record.levelno == logging.DEBUG and record.exc_info is not None
+    assert "in broken" in caplog.text and "a bug in the factory" in caplog.text
 
 
 async def test_a_context_of_the_wrong_type_is_a_caller_error() -> None:

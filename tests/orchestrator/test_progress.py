@@ -6,6 +6,7 @@ import pytest
 
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
+from rlm.orchestrator.progress import Tally
 from tests.orchestrator.helpers import is_sub_prompt, repl
 
 
@@ -35,3 +36,26 @@ async def test_verbose_prints_iterations_code_outputs_and_cost(
         "done in",
     ):
         assert expected in err
+
+
+async def test_the_tally_follows_sandboxes_and_sub_calls_in_flight() -> None:
+    tally = Tally()
+    seen_during_sub_call: list[tuple[int, int, int]] = []
+
+    def model(messages: list[Message], model: str) -> str:
+        if is_sub_prompt(messages):
+            # Asked while the sub-call is served: the root's sandbox is open and the
+            # sub-call is running, not yet done.
+            seen_during_sub_call.append(
+                (tally.sandboxes, tally.sub_calls_running, tally.sub_calls_done)
+            )
+            return "sub answer"
+        if len(messages) == 1:
+            return repl("note = llm_query('hi')")
+        return repl("FINAL(note)")
+
+    rlm = RLM(ScriptedBackend(model), runtime="local", max_depth=1, event_sinks=[tally])
+    result = await rlm.acompletion("ctx", "q")
+    assert result.success
+    assert seen_during_sub_call == [(1, 1, 0)]
+    assert (tally.sandboxes, tally.sub_calls_running, tally.sub_calls_done) == (0, 0, 1)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
+import pytest
+
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
+from rlm.orchestrator import SandboxFactory, WarmPoolFactory
 from rlm.sandbox.pool import SandboxPool
 from tests.orchestrator.helpers import (
     RecordingFactory,
@@ -127,7 +131,8 @@ async def test_max_depth_zero_disables_llm_query() -> None:
     assert len(backend.calls) == 1 and result.stats.sub_calls == {}
 
 
-async def test_child_runs_start_from_the_warm_pool(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("composed", [False, True], ids=["warm_pool=1", "WarmPoolFactory"])
+async def test_child_runs_start_from_the_warm_pool(monkeypatch, composed: bool) -> None:  # type: ignore[no-untyped-def]
     pools: list[SandboxPool] = []
 
     class RecordedPool(SandboxPool):
@@ -137,16 +142,25 @@ async def test_child_runs_start_from_the_warm_pool(monkeypatch) -> None:  # type
 
     monkeypatch.setattr("rlm.orchestrator.sandboxes.SandboxPool", RecordedPool)
 
-    def model(messages: list[Message], model: str) -> str:
+    async def model(messages: list[Message], model: str) -> str:
         if is_child(messages):
             return repl("FINAL(CONTEXT.split()[-1] + ' ' + str(len(globals())))")
         if len(messages) == 1:
-            return repl("import time\ntime.sleep(1.5)")  # the pool warms up meanwhile
+            return repl("print('the pool fills once the root has its sandbox')")
         if len(messages) == 3:
+            # The root asks for a child run only once a warm kernel is waiting for it.
+            (pool,) = pools
+            async with asyncio.timeout(120):
+                while pool.ready < 1:
+                    await asyncio.sleep(0.05)
             return repl("print(llm_query('the answer is 42'))")
         return repl(f"FINAL({last_user(messages).splitlines()[1].split()[0]!r})")
 
-    rlm = RLM(ScriptedBackend(model), max_depth=2, runtime="local", warm_pool=1)
+    if composed:
+        factory = WarmPoolFactory(SandboxFactory(runtime="local"), size=1)
+        rlm = RLM(ScriptedBackend(model), max_depth=2, sandbox_factory=factory)
+    else:
+        rlm = RLM(ScriptedBackend(model), max_depth=2, runtime="local", warm_pool=1)
     result = await rlm.acompletion("root context", "q")
 
     assert (result.success, result.answer) == (True, "42")
@@ -154,6 +168,15 @@ async def test_child_runs_start_from_the_warm_pool(monkeypatch) -> None:  # type
     (pool,) = pools
     assert pool.stats()["hits"] == 1
     assert pool.ready == 0  # closed with the completion: nothing left waiting
+
+
+def test_a_warm_pool_is_given_once() -> None:
+    factory = WarmPoolFactory(SandboxFactory(runtime="local"), size=1)
+    with pytest.raises(ValueError, match="warm_pool or a WarmPoolFactory"):
+        RLM(ScriptedBackend([]), max_depth=2, sandbox_factory=factory, warm_pool=2)
+    # Without child runs there is nothing to pool.
+    plain = RLM(ScriptedBackend([]), max_depth=1, runtime="local", warm_pool=2)
+    assert isinstance(plain.sandbox_factory, SandboxFactory)
 
 
 async def test_code_may_only_pick_allowed_models_for_sub_calls() -> None:

@@ -31,11 +31,14 @@ async def test_events_of_a_run_follow_the_schema(trace_path: Path) -> None:
 
     assert [e["type"] for e in events] == [
         "start",
+        "sandbox_open",
         "model_response",
         "execute",
         "model_response",
+        "sub_call_start",
         "sub_call",
         "execute",
+        "sandbox_close",
         "final",
         "end",
     ]
@@ -43,11 +46,13 @@ async def test_events_of_a_run_follow_the_schema(trace_path: Path) -> None:
         assert event["v"] == SCHEMA_VERSION
         assert set(event) == COMMON | set(EVENT_FIELDS[event["type"]])
     assert len({e["run_id"] for e in events}) == 1
-    assert events[2]["error"]["name"] == "NameError"
-    assert events[4]["answer_preview"] == "sub answer" and events[4]["usage"]["cost_usd"] == 0.5
-    assert events[6]["answer"] == "sub answer"
-    assert events[7]["success"] is True and events[7]["stats"]["model_calls"] == 3
-    assert events[7]["stats"]["cost_usd"] == result.stats.cost_usd == 1.5
+    assert events[1]["container_id"] is None and events[8]["container_id"] is None  # local
+    assert events[3]["error"]["name"] == "NameError"
+    assert (events[5]["kind"], events[5]["iteration"]) == ("model", 2)
+    assert events[6]["answer_preview"] == "sub answer" and events[6]["usage"]["cost_usd"] == 0.5
+    assert events[9]["answer"] == "sub answer" and events[9]["iteration"] == 2
+    assert events[10]["success"] is True and events[10]["stats"]["model_calls"] == 3
+    assert events[10]["stats"]["cost_usd"] == result.stats.cost_usd == 1.5
     times = [e["elapsed_s"] for e in events]
     assert times == sorted(times)
 
@@ -64,7 +69,11 @@ async def test_failure_is_traced_and_finished_steps_are_on_disk_during_the_run(
             break
         await asyncio.sleep(0.05)
     # The run is blocked in the sandbox, yet its finished steps are already readable.
-    assert [e["type"] for e in read_trace(trace_path)] == ["start", "model_response"]
+    assert [e["type"] for e in read_trace(trace_path)] == [
+        "start",
+        "sandbox_open",
+        "model_response",
+    ]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -2,16 +2,16 @@
 
     rlm eval --task sniah --backend openai --lengths 2^13..2^20 -n 5 --out runs/sniah.jsonl
 
-The main `rlm` group adds `eval_command`; `python -m rlm.eval` runs it on its own.
-Every problem found before a task starts is a UsageProblem (exit 2, one line).
+The main `rlm` group adds `eval_command` (`python -m rlm.cli eval` without the console
+script); the benchmarks themselves are the rlm.eval library. Every problem found before
+a task starts is a UsageProblem (exit 2, one line).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from rlm.backends import PRESETS, Backend
+from rlm.backends import PRESETS, Backend, WatchedBackend
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
 from rlm.cli.preflight import backend_for, check_runtime
-from rlm.cli.session import WatchedBackend
+from rlm.cli.session import logging_to, signal_name, until_stopped
 from rlm.errors import BackendError
 from rlm.eval import report
 from rlm.eval.generators import GENERATORS
@@ -31,8 +31,6 @@ from rlm.eval.runner import Evaluation
 from rlm.eval.solvers import BaselineSolver, RLMSolver, Solver
 from rlm.eval.store import Record, ResultsFileError, ResultStore
 from rlm.eval.tasks import plan
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @click.command("eval", context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,10 +146,11 @@ def eval_command(**options: Any) -> int:
     console.print(
         f"rlm eval: {planned} task(s), {evaluation.skipped} already in {out}, running {todo}"
     )
-    stopped_by = asyncio.run(_run(evaluation, backend, console))
+    with logging_to(console, logging.WARNING):
+        stopped_by = asyncio.run(_run(evaluation, backend, console))
     if stopped_by is not None:
         console.print(
-            f"rlm eval: stopped by {signal.Signals(stopped_by).name}; "
+            f"rlm eval: stopped by {signal_name(stopped_by)}; "
             f"{sum(spec.id in evaluation.done for spec in evaluation.specs)} result(s) kept in "
             f"{out}: rerun the same command to resume"
         )
@@ -264,33 +263,14 @@ async def _run(evaluation: Evaluation, backend: Backend, console: Console) -> in
         status = f"mean score {sum(scores) / len(scores):.1%}{errors}"
         progress.update(bar, advance=1, status=status)
 
-    running = asyncio.ensure_future(evaluation.run(on_done))
-    received: list[int] = []
-
-    def stop(signum: int) -> None:
-        if not received:
-            running.cancel()
-        received.append(signum)
-
-    loop = asyncio.get_running_loop()
-    # Signal handlers can only be set from the main thread.
-    handling = threading.current_thread() is threading.main_thread()
-    for signum in STOP_SIGNALS if handling else ():
-        loop.add_signal_handler(signum, stop, signum)
     try:
         with progress:
-            await running
-        return None
-    except asyncio.CancelledError:
-        if not received:
-            raise
-        return received[0]
+            finished = await until_stopped(evaluation.run(on_done))
     except BackendError as exc:
         raise UsageProblem(f"{type(exc).__name__}: {exc}") from None
     finally:
-        for signum in STOP_SIGNALS if handling else ():
-            loop.remove_signal_handler(signum)
         await backend.aclose()
+    return finished.signum
 
 
 def _report(records: list[Record], out: Path, title: str, console: Console) -> None:
