@@ -39,7 +39,7 @@ def test_sigterm_mid_run_then_rerun_runs_only_the_rest(
     run_base.mkdir(mode=0o700)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RLM_RUN_BASE": str(run_base)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "rlm.eval", *args],
+        [sys.executable, "-m", "rlm.cli", "eval", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -58,7 +58,7 @@ def test_sigterm_mid_run_then_rerun_runs_only_the_rest(
 
     openai_server.handler = needle_search
     rerun = subprocess.run(
-        [sys.executable, "-m", "rlm.eval", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "rlm.cli", "eval", *args], env=env, capture_output=True, text=True
     )
     assert rerun.returncode == 0, rerun.stderr
     assert "4 task(s), 2 already in" in rerun.stderr
