@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rlm.orchestrator import SCHEMA_VERSION
 from rlm.viewer import NotATrace, PageBuilder, read_trace
 from rlm.viewer.render import page_json, render_html
 from tests.viewer.conftest import Recorded
@@ -101,7 +102,10 @@ def test_a_line_of_the_wrong_types_is_damage(tmp_path: Path, line: str, reason: 
         ('{"name": "x"}\n', "no schema version"),
         ('{"v": "1", "type": "start"}\n', "unknown schema version '1'"),
         ('{"v": 1, "type": "start", "time": 1.0}\n', "start event lacks elapsed_s"),
-        (start().replace('"v": 1', '"v": 9'), "schema version 9 is newer than this rlm reads"),
+        (
+            start().replace(f'"v": {SCHEMA_VERSION}', '"v": 9'),
+            "schema version 9 is newer than this rlm reads",
+        ),
         ("", "no events"),
     ],
 )
