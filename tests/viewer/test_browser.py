@@ -3,6 +3,7 @@ permalinks, keys, damage, and the live view following a trace as it grows."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,8 +137,10 @@ def test_the_live_view_follows_lines_appended_to_the_trace(
     browser: Any, recorded: Recorded, tmp_path: Path
 ) -> None:
     lines = recorded.trace.read_text().splitlines(keepends=True)
+    # Up to the root's first model reply: its start and, once it has one, its sandbox.
+    reply = next(i for i, line in enumerate(lines) if json.loads(line)["type"] == "model_response")
     trace = tmp_path / "live.jsonl"
-    trace.write_text(lines[0])
+    trace.write_text("".join(lines[:reply]))
     server = TraceServer(LiveTrace(trace))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -146,10 +149,10 @@ def test_the_live_view_follows_lines_appended_to_the_trace(
         wait(browser, lambda d: css(d, "#tree .node"))
         assert css(browser, "article.iter") == [] and css(browser, "#live")
         with trace.open("a") as f:
-            f.write(lines[1])
+            f.write(lines[reply])
         wait(browser, lambda d: len(css(d, "article.iter")) == 1)
         with trace.open("a") as f:
-            f.write("".join(lines[2:]))
+            f.write("".join(lines[reply + 1 :]))
         wait(browser, lambda d: len(css(d, "#tree .node")) == 2)
         wait(browser, lambda d: css(d, "#tree .chip")[0].text == "answered")
         assert len(css(browser, "article.iter")) == 3
