@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import pytest
 from rlm.errors import ContextFileError, ImageNotFoundError, SandboxError
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.limits import SandboxLimits
-from rlm.sandbox.rundir import OWNER_LABEL, base_dir
+from rlm.sandbox.provisioner import default_image
+from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, base_dir
 from rlm.sandbox.sandbox import Sandbox
 
 pytestmark = [pytest.mark.container, pytest.mark.rootless]
@@ -130,7 +132,8 @@ async def test_a_start_that_times_out_leaves_no_container() -> None:
 
 
 def test_sweep_removes_only_our_dead_owners_and_only_our_directories(tmp_path: Path) -> None:
-    from rlm.sandbox.rundir import ours_to_remove, pid_alive
+    from rlm.sandbox.rundir import UID_LABEL, ours_to_remove, owner_id, pid_alive
+    from rlm.sandbox.sweep import sweep_leftovers
 
     assert ours_to_remove(str(tmp_path)) is None  # a label naming any other path is ignored
     assert ours_to_remove(str(base_dir() / "r123-abc")) == base_dir() / "r123-abc"
@@ -138,6 +141,40 @@ def test_sweep_removes_only_our_dead_owners_and_only_our_directories(tmp_path: P
     # A live process whose start time cannot be read counts as alive.
     assert pid_alive(os.getpid(), "not-the-real-start-time") is False
     assert pid_alive(os.getpid(), "?") is True
+
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = owner_id(owner.pid)
+    owner.kill()
+    owner.wait()
+    uid = str(os.getuid())
+    # Run directories without an owner file: only the containers' labels can remove them.
+    ours_dead, ours_live = (base_dir() / f"r0-sweeptest{i}" for i in range(2))
+    not_ours = tmp_path / "r0-sweeptest"
+    for path in (ours_dead, ours_live, not_ours):
+        path.mkdir()
+    engine = get_engine()
+    made: list[str] = []
+
+    def leftover(owner: str, run_dir: Path, uid: str = uid) -> str:
+        labels = {OWNER_LABEL: owner, UID_LABEL: uid, RUN_DIR_LABEL: str(run_dir)}
+        made.append(engine.client.containers.create(default_image(), "true", labels=labels).id)
+        return made[-1]
+
+    try:
+        dead_with_ours = leftover(dead, ours_dead)
+        dead_with_other_path = leftover(dead, not_ours)
+        kept = [leftover(owner_id(), ours_live), leftover(dead, ours_live, uid=uid + "0")]
+        assert sweep_leftovers(engine) >= 2  # other dead processes' leftovers may go too
+        remaining = our_containers()
+        assert dead_with_ours not in remaining and dead_with_other_path not in remaining
+        assert all(container in remaining for container in kept)  # live owner, other user
+        assert not ours_dead.exists()
+        assert not_ours.exists() and ours_live.exists()
+    finally:
+        for container in set(made) & set(our_containers()):
+            engine.client.containers.get(container).remove(force=True)
+        for path in (ours_dead, ours_live):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 async def test_context_file_whose_name_has_a_colon(tmp_path: Path) -> None:
