@@ -19,11 +19,10 @@ pytestmark = pytest.mark.container
 
 
 @pytest.fixture
-def image_hash(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Makes the built image count as current: its runtime may lag the working tree."""
-    built = get_engine().require_image(default_image())["rlm.runtime-hash"]
-    monkeypatch.setattr(doctor, "runtime_hash", lambda: built)
-    return built
+def image_hash() -> str:
+    """The runtime hash the kernel image carries (its label); doctor must compute the same
+    from this tree, so the image under test ($RLM_IMAGE) must be built from it."""
+    return get_engine().require_image(default_image())["rlm.runtime-hash"]
 
 
 def test_all_good(openai_server: FakeModelServer, image_hash: str) -> None:
