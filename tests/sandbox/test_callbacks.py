@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
+from pathlib import Path
 
 import pytest
 import zmq
@@ -100,10 +100,24 @@ async def test_a_handler_that_never_answers_times_out() -> None:
         assert result.error is not None
         assert result.error.name == "LLMQueryError"
         assert "0.5 s" in result.error.value
-        assert result.duration < 10
+        assert not result.timed_out  # the callback gave up, not the 20 s execute timeout
         # The channel still works afterwards.
         handler.delay = 0
         assert (await box.execute("print(llm_query('fast'))")).stdout == "answer to fast\n"
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident set size (Linux's VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss_kib() -> int:
+    """Lower the peak to the current resident size (Linux >= 4.0) and return it."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return peak_rss_kib()
 
 
 async def test_oversized_requests_are_refused_without_buffering(runtime: str) -> None:
@@ -116,7 +130,9 @@ async def test_oversized_requests_are_refused_without_buffering(runtime: str) ->
 
         # Kernel code can bypass llm_query and write to the socket itself: the host must
         # drop an oversized frame as it arrives, not after holding all of it.
-        peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Measured from a fresh baseline: this process's peak so far (earlier tests, other
+        # sandboxes) would otherwise hide any growth.
+        peak_before = reset_peak_rss_kib()
         flood = await box.execute(
             "import os, zmq\n"
             "s = zmq.Context.instance().socket(zmq.DEALER)\n"
@@ -132,7 +148,7 @@ async def test_oversized_requests_are_refused_without_buffering(runtime: str) ->
                 break
             await asyncio.sleep(0.1)
         assert (await box.execute("print(llm_query('ok'))")).stdout == "answer to ok\n"
-        peak_growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before
+        peak_growth_kib = peak_rss_kib() - peak_before
     assert peak_growth_kib < 100 * 1024
     assert [r.prompt for r, _, _ in handler.calls] == ["ok"]
 
