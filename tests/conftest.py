@@ -1,4 +1,5 @@
-"""Shared fixtures: real sandboxes (container and local runtimes) and a recording handler."""
+"""Shared fixtures: real sandboxes (container and local runtimes) and a recording handler,
+and the guard that keeps `-m "not container"` free of any container engine."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from rlm.sandbox import engine
 from rlm.sandbox.callback import LLMRequest
 from rlm.sandbox.sandbox import Sandbox
 
@@ -35,7 +37,7 @@ def handler() -> RecordingHandler:
     return RecordingHandler()
 
 
-@pytest.fixture(params=["container", "local"])
+@pytest.fixture(params=[pytest.param("container", marks=pytest.mark.container), "local"])
 def runtime(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -50,3 +52,31 @@ async def sandbox(runtime: str, handler: RecordingHandler) -> AsyncIterator[Sand
 async def container_sandbox(handler: RecordingHandler) -> AsyncIterator[Sandbox]:
     async with Sandbox("alpha beta gamma " * 100, llm_handler=handler) as box:
         yield box
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A fixture cannot carry a mark, so tests that ask for a container sandbox get it here.
+    for item in items:
+        if "container_sandbox" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.container)
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_without_the_container_mark(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail any test that reaches a container engine without `@pytest.mark.container`.
+
+    Unmarked tests see no engine at all, as on a machine without one: in this process the
+    cached engine is hidden and finding one fails the test, and subprocesses (the CLI) get a
+    DOCKER_HOST that does not answer.
+    """
+    if request.node.get_closest_marker("container"):
+        return
+
+    def refuse() -> engine.Engine:
+        pytest.fail(f"{request.node.nodeid} reaches a container engine: mark it container")
+
+    monkeypatch.setattr(engine, "_engine", None)
+    monkeypatch.setattr(engine, "_discover", refuse)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/unmarked-test-has-no-engine.sock")

@@ -13,6 +13,7 @@ from rlm.backends import Message, ScriptedBackend
 from tests.orchestrator.helpers import RecordingFactory, repl
 
 
+@pytest.mark.container
 async def test_concurrent_acompletions_each_with_its_own_container() -> None:
     runs = 3
     first_calls = 0
@@ -48,6 +49,7 @@ async def test_sync_completion_inside_a_running_loop() -> None:
     assert rlm.completion("abc", "Reverse").answer == "cba"
 
 
+@pytest.mark.container
 async def test_cancelling_acompletion_removes_its_container() -> None:
     factory = RecordingFactory()
     rlm = RLM(ScriptedBackend([repl("import time\ntime.sleep(120)")]), sandbox_factory=factory)

@@ -19,6 +19,7 @@ NEEDLE_CONTEXT = "\n".join(
 )
 
 
+@pytest.mark.container
 async def test_needle_found_by_regex_in_a_container() -> None:
     def model(messages: list[Message], model: str) -> str:
         if len(messages) == 1:
@@ -139,6 +140,7 @@ def test_backend_failure_ends_the_run_cleanly() -> None:
     assert result.answer == "hello"
 
 
+@pytest.mark.container
 async def test_sandbox_failure_ends_the_run_cleanly() -> None:
     backend = ScriptedBackend([repl("FINAL('unreachable')")])
     rlm = RLM(backend, image="localhost/rlm-no-such-image:0")

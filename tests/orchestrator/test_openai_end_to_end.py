@@ -6,12 +6,15 @@ import json
 import re
 from typing import Any
 
+import pytest
+
 from rlm import RLM
 from rlm.backends import OpenAICompatibleBackend
 from tests.fakes.model_server import FakeModelServer, Reply, last_user_text
 from tests.orchestrator.helpers import repl
 
 
+@pytest.mark.container
 async def test_run_through_the_openai_wire_format(model_server: FakeModelServer) -> None:
     def serve(request: dict[str, Any]) -> Reply:
         text = last_user_text(request)

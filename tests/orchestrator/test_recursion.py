@@ -28,6 +28,7 @@ def fruit_context() -> str:
     return "\n".join(f"basket {i}: {FRUIT[i % 3]} {FRUIT[i * 7 % 3]}" for i in range(400))
 
 
+@pytest.mark.container
 async def test_chunking_with_batched_sub_calls_and_aggregation() -> None:
     context = fruit_context()
 
@@ -66,6 +67,7 @@ async def test_chunking_with_batched_sub_calls_and_aggregation() -> None:
     assert factory.acquired[0][1].runtime == "container"
 
 
+@pytest.mark.container
 async def test_depth_two_runs_a_child_rlm_in_its_own_container(trace_path) -> None:  # type: ignore[no-untyped-def]
     sub_prompt = "Find the number after MAGIC in: xx MAGIC 977 yy"
 
