@@ -6,11 +6,13 @@ Prints a table of medians with ratios (ours / baseline, ours / target) and write
 figures as JSON. Targets and the peers' figures come from shared/BENCHMARKS.md.
 
 Baselines, each run in this process right before ours:
-- "bare ipykernel, stock": `python -m ipykernel_launcher` as a local process (no container,
-  no callback channel), default settings, driven by the same minimal client as ours.
+- "bare ipykernel, stock": the python3 kernel spec as a local process (no container, no
+  callback channel), default settings (tcp on loopback), driven by a minimal client that
+  waits for the reply and the idle status as our host does.
 - "bare ipykernel, tuned": the same, with the tweaks our kernel makes (no 0.5 ms sleep per
-  execute, no echo of the code, no flush of empty streams, no history database), so that
-  ours / tuned is what the container and our host cost, not what the tweaks buy.
+  execute, no echo of the code, no flush of empty streams, no history database) and ipc
+  sockets as ours, so that ours / tuned is what the container and our host cost, not what
+  the tweaks buy.
 - the `llm_query` round trip through `RLM` is compared with the same loop against a bare
   `Sandbox` handler, so the ratio is what the orchestrator and a backend add.
 - batched sub-calls are compared with their floor (ceil(calls / concurrency) waves of the
@@ -115,8 +117,8 @@ async def _bare_execute(client: AsyncKernelClient, code: str) -> None:
         pass
 
 
-def _tuned_kernel_specs(directory: Path) -> KernelSpecManager:
-    """A kernel spec directory holding the tuned baseline as kernel "tuned"."""
+def _tuned_kernel(directory: Path) -> Callable[[], AsyncKernelManager]:
+    """Managers of the tuned baseline: its kernel spec, over ipc sockets as ours."""
     spec_dir = directory / "tuned"
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -126,18 +128,22 @@ def _tuned_kernel_specs(directory: Path) -> KernelSpecManager:
         "env": {"PYTHONPATH": str(RUNTIME_DIR)},
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    return KernelSpecManager(kernel_dirs=[str(directory)])
+    specs = KernelSpecManager(kernel_dirs=[str(directory)])
+    return lambda: AsyncKernelManager(
+        kernel_name="tuned", kernel_spec_manager=specs, transport="ipc", ip=str(directory / "k")
+    )
+
+
+def _stock_kernel() -> AsyncKernelManager:
+    """The stock baseline: the python3 kernel spec, over jupyter_client's default tcp."""
+    return AsyncKernelManager(kernel_name="python3")
 
 
 async def _bare_kernel(
-    name: str = "python3", specs: KernelSpecManager | None = None
+    make_manager: Callable[[], AsyncKernelManager],
 ) -> tuple[AsyncKernelManager, AsyncKernelClient, float]:
     started = time.perf_counter()
-    manager = (
-        AsyncKernelManager(kernel_name=name, kernel_spec_manager=specs)
-        if specs
-        else AsyncKernelManager(kernel_name=name)
-    )
+    manager = make_manager()
     await manager.start_kernel()
     client = manager.client()
     client.start_channels()
@@ -190,10 +196,10 @@ async def _rlm_llm_query_ms(runtime: str, calls: int) -> float:
 
 
 async def _execute_baseline(
-    name: str, repeat: int, specs: KernelSpecManager | None = None
+    make_manager: Callable[[], AsyncKernelManager], repeat: int
 ) -> tuple[float, float]:
     """Median warm execute (ms) and median of three starts (ms) of a bare kernel."""
-    manager, client, first_start = await _bare_kernel(name, specs)
+    manager, client, first_start = await _bare_kernel(make_manager)
     try:
         execute_ms = await _median_ms(lambda: _bare_execute(client, "x = 1"), repeat)
     finally:
@@ -201,7 +207,7 @@ async def _execute_baseline(
         await manager.shutdown_kernel(now=True)
     starts = [first_start]
     for _ in range(2):
-        manager, client, seconds = await _bare_kernel(name, specs)
+        manager, client, seconds = await _bare_kernel(make_manager)
         starts.append(seconds)
         client.stop_channels()
         await manager.shutdown_kernel(now=True)
@@ -251,10 +257,10 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
     runtimes = ["container", "local"] if with_container else ["local"]
 
     console.print("[dim]bare ipykernel baselines, stock and tuned...[/dim]")
-    stock_exec, stock_start_ms = await _execute_baseline("python3", repeat)
-    with tempfile.TemporaryDirectory() as specs_dir:
-        tuned = _tuned_kernel_specs(Path(specs_dir))
-        tuned_exec, tuned_start_ms = await _execute_baseline("tuned", repeat, tuned)
+    stock_exec, stock_start_ms = await _execute_baseline(_stock_kernel, repeat)
+    with tempfile.TemporaryDirectory() as directory:
+        tuned_kernel = _tuned_kernel(Path(directory))
+        tuned_exec, tuned_start_ms = await _execute_baseline(tuned_kernel, repeat)
     tuned_name = "bare ipykernel, tuned as ours, local process"
     measures.append(
         Measure(
