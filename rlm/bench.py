@@ -22,6 +22,7 @@ Baselines, each run in this process right before ours:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import platform
@@ -29,8 +30,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import click
@@ -68,6 +71,8 @@ config = Config()
 config.HistoryManager.enabled = False
 IPKernelApp.launch_instance(kernel_class=TunedKernel, config=config)
 """
+ROUNDS = 10  # turns of ours and the baselines in a measure
+LLM_QUERY_ROUNDS = 3
 BATCH_CALLS = 320
 BATCH_LATENCY_S = 0.1
 
@@ -91,15 +96,22 @@ class Measure:
         return self.median / self.target if self.target else None
 
 
-async def _median_ms(action: Callable[[], Awaitable[object]], repeat: int) -> float:
-    for _ in range(max(3, repeat // 10)):  # warm up
-        await action()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        await action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+async def _interleaved_ms(
+    actions: dict[str, Callable[[], Awaitable[object]]], rounds: int, per_round: int, warmup: int
+) -> dict[str, float]:
+    """Median ms of each action, taken in turns (A B C, A B C, ...) so that the load of a
+    shared machine, which drifts, falls on ours and the baselines alike."""
+    for action in actions.values():
+        for _ in range(warmup):
+            await action()
+    samples: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(rounds):
+        for name, action in actions.items():
+            for _ in range(per_round):
+                started = time.perf_counter()
+                await action()
+                samples[name].append(time.perf_counter() - started)
+    return {name: statistics.median(times) * 1000 for name, times in samples.items()}
 
 
 async def _bare_execute(client: AsyncKernelClient, code: str) -> None:
@@ -141,14 +153,13 @@ def _stock_kernel() -> AsyncKernelManager:
 
 async def _bare_kernel(
     make_manager: Callable[[], AsyncKernelManager],
-) -> tuple[AsyncKernelManager, AsyncKernelClient, float]:
-    started = time.perf_counter()
+) -> tuple[AsyncKernelManager, AsyncKernelClient]:
     manager = make_manager()
     await manager.start_kernel()
     client = manager.client()
     client.start_channels()
     await client.wait_for_ready(timeout=60)
-    return manager, client, time.perf_counter() - started
+    return manager, client
 
 
 async def _zero_latency(request: LLMRequest) -> str:
@@ -161,25 +172,25 @@ async def _sleepy(request: LLMRequest) -> str:
 
 
 def _llm_query_loop(calls: int) -> str:
-    """Kernel code timing `calls` llm_query round trips; leaves the median (ms) in `_ms`."""
+    """Kernel code timing `calls` llm_query round trips; leaves their ms as JSON in `_ms`."""
     return (
-        "import time, statistics\n"
+        "import json, time\n"
         "for _ in range(50): llm_query('x')\n"
         "_t = []\n"
         f"for _ in range({calls}):\n"
         "    _s = time.perf_counter(); llm_query('x'); _t.append(time.perf_counter() - _s)\n"
-        "_ms = statistics.median(_t) * 1000\n"
+        "_ms = json.dumps([t * 1000 for t in _t])\n"
     )
 
 
-async def _llm_query_ms(box: Sandbox, calls: int) -> float:
+async def _llm_query_ms(box: Sandbox, calls: int) -> list[float]:
     result = await box.execute(_llm_query_loop(calls) + "print(_ms)")
     if result.error:
         raise RuntimeError(f"llm_query benchmark failed: {result.error.value}")
-    return float(result.stdout)
+    return json.loads(result.stdout)
 
 
-async def _rlm_llm_query_ms(runtime: str, calls: int) -> float:
+async def _rlm_llm_query_ms(runtime: str, calls: int) -> list[float]:
     """The same loop written by a root model, each llm_query a sub-call through the run's
     budget and ledger to a zero-latency backend (max_depth=1: a plain model call)."""
 
@@ -192,36 +203,18 @@ async def _rlm_llm_query_ms(runtime: str, calls: int) -> float:
     result = await rlm.acompletion("x", "time llm_query")
     if not result.success:
         raise RuntimeError(f"llm_query benchmark through RLM failed: {result.error}")
-    return float(result.answer)
+    return json.loads(result.answer)
 
 
-async def _execute_baseline(
-    make_manager: Callable[[], AsyncKernelManager], repeat: int
-) -> tuple[float, float]:
-    """Median warm execute (ms) and median of three starts (ms) of a bare kernel."""
-    manager, client, first_start = await _bare_kernel(make_manager)
-    try:
-        execute_ms = await _median_ms(lambda: _bare_execute(client, "x = 1"), repeat)
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
-    starts = [first_start]
-    for _ in range(2):
-        manager, client, seconds = await _bare_kernel(make_manager)
-        starts.append(seconds)
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
-    return execute_ms, statistics.median(starts) * 1000
+async def _bare_start(make_manager: Callable[[], AsyncKernelManager]) -> None:
+    manager, client = await _bare_kernel(make_manager)
+    client.stop_channels()
+    await manager.shutdown_kernel(now=True)
 
 
-async def _start_ms(runtime: str, context: str, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        box = await Sandbox(context, runtime=runtime).start()
-        times.append(time.perf_counter() - started)
-        await box.close()
-    return statistics.median(times) * 1000
+async def _sandbox_start(runtime: str, context: str) -> None:
+    box = await Sandbox(context, runtime=runtime).start()
+    await box.close()
 
 
 async def _pooled_start_ms(runtime: str, repeat: int) -> float:
@@ -256,19 +249,51 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
     measures: list[Measure] = []
     runtimes = ["container", "local"] if with_container else ["local"]
 
-    console.print("[dim]bare ipykernel baselines, stock and tuned...[/dim]")
-    stock_exec, stock_start_ms = await _execute_baseline(_stock_kernel, repeat)
-    with tempfile.TemporaryDirectory() as directory:
-        tuned_kernel = _tuned_kernel(Path(directory))
-        tuned_exec, tuned_start_ms = await _execute_baseline(tuned_kernel, repeat)
+    stack = contextlib.AsyncExitStack()
+    async with stack:
+        tuned_kernel = _tuned_kernel(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+        console.print("[dim]warm execute, ours and both baselines in turns...[/dim]")
+        executes: dict[str, Callable[[], Awaitable[object]]] = {}
+        for name, make_manager in (("stock", _stock_kernel), ("tuned", tuned_kernel)):
+            manager, client = await _bare_kernel(make_manager)
+            stack.callback(client.stop_channels)
+            stack.push_async_callback(manager.shutdown_kernel, now=True)
+            executes[name] = partial(_bare_execute, client, "x = 1")
+        boxes: dict[str, Sandbox] = {}
+        for runtime in runtimes:
+            box = Sandbox("x", runtime=runtime, llm_handler=_zero_latency)
+            boxes[runtime] = await stack.enter_async_context(box)
+            executes[runtime] = partial(box.execute, "x = 1")
+        warm = await _interleaved_ms(executes, ROUNDS, max(1, repeat // ROUNDS), repeat // 10)
+
+        console.print("[dim]llm_query round trips, Sandbox and RLM in turns...[/dim]")
+        calls = max(200, repeat * 4)
+        round_trips: dict[str, list[float]] = defaultdict(list)
+        for _ in range(LLM_QUERY_ROUNDS):
+            for runtime in runtimes:
+                round_trips[f"box {runtime}"] += await _llm_query_ms(boxes[runtime], calls)
+                round_trips[f"rlm {runtime}"] += await _rlm_llm_query_ms(runtime, calls)
+
+        console.print("[dim]start to ready, ours and both baselines in turns...[/dim]")
+        starts: dict[str, Callable[[], Awaitable[object]]] = {
+            "stock": partial(_bare_start, _stock_kernel),
+            "tuned": partial(_bare_start, tuned_kernel),
+        }
+        for runtime in runtimes:
+            starts[runtime] = partial(_sandbox_start, runtime, "x")
+        start_rounds = max(3, repeat // 50)
+        ready = await _interleaved_ms(starts, start_rounds, 1, 1)
+    round_trip = {name: statistics.median(times) for name, times in round_trips.items()}
+
     tuned_name = "bare ipykernel, tuned as ours, local process"
+    tuned_start = "tuned bare ipykernel start"
     measures.append(
         Measure(
             "warm execute `x = 1`, bare ipykernel, stock settings (local process)",
             "ms",
-            stock_exec,
+            warm["stock"],
             repeat,
-            tuned_exec,
+            warm["tuned"],
             tuned_name,
         )
     )
@@ -276,61 +301,49 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
         Measure(
             "start to ready, bare ipykernel, stock settings (local process)",
             "ms",
-            stock_start_ms,
-            3,
-            tuned_start_ms,
-            "tuned bare ipykernel start",
+            ready["stock"],
+            start_rounds,
+            ready["tuned"],
+            tuned_start,
         )
     )
-
     for runtime in runtimes:
-        console.print(f"[dim]{runtime} sandbox...[/dim]")
-        async with Sandbox("x", runtime=runtime, llm_handler=_zero_latency) as box:
-            measures.append(
-                Measure(
-                    f"warm execute `x = 1` ({runtime})",
-                    "ms",
-                    await _median_ms(lambda box=box: box.execute("x = 1"), repeat),
-                    repeat,
-                    tuned_exec,
-                    tuned_name,
-                    2.0,
-                )
-            )
-            calls = max(200, repeat * 4)
-            bare_handler_ms = await _llm_query_ms(box, calls)
-            measures.append(
-                Measure(
-                    f"llm_query round trip, Sandbox with a zero-latency handler ({runtime})",
-                    "ms",
-                    bare_handler_ms,
-                    calls,
-                    target=0.25,
-                )
-            )
-        measures.append(
+        measures += [
+            Measure(
+                f"warm execute `x = 1` ({runtime})",
+                "ms",
+                warm[runtime],
+                repeat,
+                warm["tuned"],
+                tuned_name,
+                2.0,
+            ),
+            Measure(
+                f"llm_query round trip, Sandbox with a zero-latency handler ({runtime})",
+                "ms",
+                round_trip[f"box {runtime}"],
+                calls * LLM_QUERY_ROUNDS,
+                target=0.25,
+            ),
             Measure(
                 f"llm_query round trip through RLM and a zero-latency backend ({runtime})",
                 "ms",
-                await _rlm_llm_query_ms(runtime, calls),
-                calls,
-                bare_handler_ms,
+                round_trip[f"rlm {runtime}"],
+                calls * LLM_QUERY_ROUNDS,
+                round_trip[f"box {runtime}"],
                 "the Sandbox round trip above",
                 0.25,
-            )
-        )
-        starts = max(3, repeat // 50)
-        measures.append(
+            ),
             Measure(
                 f"start to ready, tiny context ({runtime})",
                 "ms",
-                await _start_ms(runtime, "x", starts),
-                starts,
-                tuned_start_ms,
-                "tuned bare ipykernel start",
+                ready[runtime],
+                start_rounds,
+                ready["tuned"],
+                tuned_start,
                 1000.0,
-            )
-        )
+            ),
+        ]
 
     main = runtimes[0]
     for concurrency, label in ((16, "the official runtime's setting"), (32, "extra, ours only")):
@@ -362,13 +375,16 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
 
     console.print(f"[dim]{main}: 100 MB context...[/dim]")
     big = "The quick brown fox jumps over the lazy dog. " * 2_300_000
-    empty_ms = await _start_ms(main, "x", 3)
-    big_ms = await _start_ms(main, big, 3)
+    contexts = {
+        "empty": partial(_sandbox_start, main, "x"),
+        "big": partial(_sandbox_start, main, big),
+    }
+    context_ready = await _interleaved_ms(contexts, 3, 1, 0)
     measures.append(
         Measure(
             f"100 MB context ready, beyond an empty start ({main})",
             "ms",
-            big_ms - empty_ms,
+            context_ready["big"] - context_ready["empty"],
             3,
             target=300.0,
         )
