@@ -5,7 +5,7 @@
 Prints a table of medians with ratios (ours / baseline, ours / target) and writes the same
 figures as JSON. Targets and the peers' figures come from shared/BENCHMARKS.md.
 
-Baselines, each run in this process right before ours:
+Baselines, run in this process in turns with ours (A B C, A B C, ...):
 - "bare ipykernel, stock": the python3 kernel spec as a local process (no container, no
   callback channel), default settings (tcp on loopback), driven by a minimal client that
   waits for the reply and the idle status as our host does.
