@@ -1,25 +1,75 @@
-"""Runs the tasks a results file lacks, CONCURRENCY at a time, recording each as it ends.
+"""Runs the tasks a results file lacks, through an executor, recording each as it ends.
 
-Each task is generated only when its turn comes and dropped once recorded, so at most
-CONCURRENCY contexts are in memory however many tasks are planned.
+Each task is generated where it runs, only when its turn comes, and dropped once answered:
+at most `concurrency` contexts exist at once however many tasks are planned, and on a
+Ray cluster only the small spec travels to the worker and the record travels back. The
+driver alone writes the results file, once per task, whatever the executor retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from rlm.batch.executor import Executor, LocalExecutor
 from rlm.eval.generators import build
 from rlm.eval.scoring import score
 from rlm.eval.solvers import Attempt, Solver
 from rlm.eval.store import Record, ResultsFileError, ResultStore
-from rlm.eval.tasks import Task, TaskSpec
+from rlm.eval.tasks import TaskSpec
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A task answered: what its record needs, without the (large) context."""
+
+    spec: TaskSpec
+    gold: str
+    score: float
+    info: dict[str, Any]
+    attempt: Attempt
+
+    def record(self, run_info: dict[str, Any]) -> Record:
+        attempt = self.attempt
+        return {
+            "id": self.spec.id,
+            "type": self.spec.kind,
+            "length": self.spec.length,
+            **run_info,
+            "answer": attempt.answer,
+            "gold": self.gold,
+            "score": self.score,
+            "cost_usd": attempt.cost_usd,
+            "tokens": attempt.tokens,
+            "iterations": attempt.iterations,
+            "wall_time_s": round(attempt.wall_time_s, 3),
+            "error": attempt.error,
+            "info": self.info,
+        }
+
+
+@dataclass(frozen=True)
+class AnswerTask:
+    """The job an executor runs per task spec: build the task, answer it, score it."""
+
+    solver: Solver
+
+    async def __call__(self, spec: TaskSpec) -> Outcome:
+        # Generating a large context takes a while; keep the loop serving others.
+        task = await asyncio.to_thread(build, spec)
+        attempt = await self.solver(task)
+        marks = score(task.metric, attempt.answer, task.gold)
+        return Outcome(spec, task.gold, marks, task.info, attempt)
 
 
 class Evaluation:
     """`specs` answered by `solver`, results in `store`.
 
+    Tasks run on `executor` (default: this process, `concurrency` at a time); a remote
+    executor needs a solver that pickles (rlm.eval.solvers.SolverRecipe).
     `run_info` (model, seed, ...) is written into every record; records already in the
     store must carry the same values, so one file never mixes two configurations.
     With `retry_errors`, tasks whose record has an error run again. `setup_error` is
@@ -33,15 +83,16 @@ class Evaluation:
         solver: Solver,
         store: ResultStore,
         *,
-        concurrency: int,
+        concurrency: int = 4,
         run_info: dict[str, Any],
         retry_errors: bool = False,
         setup_error: Callable[[], Exception | None] = lambda: None,
+        executor: Executor | None = None,
     ) -> None:
         self.specs = specs
         self.solver = solver
         self.store = store
-        self.concurrency = concurrency
+        self.executor = executor or LocalExecutor(concurrency)
         self.setup_error = setup_error
         self.run_info = {"mode": solver.mode, **run_info}
         self.done = store.load()
@@ -56,47 +107,20 @@ class Evaluation:
         self.skipped = len(specs) - len(self.todo)
 
     async def run(self, on_done: Callable[[Record], None] | None = None) -> list[Record]:
-        """Run every pending task; return the records of all planned tasks, in plan order."""
-        slots = asyncio.Semaphore(self.concurrency)
-
-        async def one(spec: TaskSpec) -> None:
-            async with slots:
-                # Generating a large context takes a while; keep the loop serving others.
-                task = await asyncio.to_thread(build, spec)
-                attempt = await self.solver(task)
-            if attempt.error and (fatal := self.setup_error()) is not None:
-                raise fatal
-            record = self._record(task, attempt)
-            self.store.append(record)
-            self.done[spec.id] = record
-            if on_done is not None:
-                on_done(record)
-
-        try:
-            # A setup error cancels the tasks still running: they would fail the same way.
-            async with asyncio.TaskGroup() as group:
-                for spec in self.todo:
-                    group.create_task(one(spec))
-        except ExceptionGroup as failures:
-            raise failures.exceptions[0] from None
+        """Run every pending task; return the records of all planned tasks, in plan order.
+        Leaving early (a setup error, a cancel) stops the tasks still running."""
+        outcomes = self.executor.stream(AnswerTask(self.solver), self.todo)
+        async with contextlib.aclosing(outcomes):
+            async for _, outcome in outcomes:
+                # A setup error ends the run: every other task would fail the same way.
+                if outcome.attempt.error and (fatal := self.setup_error()) is not None:
+                    raise fatal
+                record = outcome.record(self.run_info)
+                self.store.append(record)
+                self.done[outcome.spec.id] = record
+                if on_done is not None:
+                    on_done(record)
         return [self.done[spec.id] for spec in self.specs]
-
-    def _record(self, task: Task, attempt: Attempt) -> Record:
-        return {
-            "id": task.id,
-            "type": task.spec.kind,
-            "length": task.spec.length,
-            **self.run_info,
-            "answer": attempt.answer,
-            "gold": task.gold,
-            "score": score(task.metric, attempt.answer, task.gold),
-            "cost_usd": attempt.cost_usd,
-            "tokens": attempt.tokens,
-            "iterations": attempt.iterations,
-            "wall_time_s": round(attempt.wall_time_s, 3),
-            "error": attempt.error,
-            "info": task.info,
-        }
 
     def _check_same_run(self) -> None:
         for record in self.done.values():

@@ -1,0 +1,221 @@
+"""Batch work on a Ray cluster: each job runs as a Ray task on a node offering a sandbox.
+
+Every node that should run sandboxes advertises a custom resource, RESOURCE, as many units
+as sandboxes it can hold (`ray start --resources '{"rlm_sandbox": 4}'`); each task takes
+one unit, so Ray never starts more sandboxes on a node than it declared. A task whose
+worker or node dies is retried elsewhere by Ray (`max_retries`); its output still reaches
+the driver exactly once. Secrets reach workers as the environment variables named by the
+caller, set through each task's runtime environment: never as task arguments.
+
+Ray is an optional extra (`pip install 'rlm[ray]'`); it is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from rlm.batch.executor import Executor, ExecutorSetupError, Job
+
+RESOURCE = "rlm_sandbox"
+CONNECT_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 120.0
+
+NodeProbe = Callable[[], "str | None"]
+"""Run on a node: None if it can run our jobs, else what it lacks, in a few words."""
+
+
+class TaskLost(RuntimeError):
+    """A job's node or worker died more often than Ray retries it."""
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    ip: str
+    sandboxes: int
+    """Units of RESOURCE: the sandboxes it runs at once."""
+
+
+def require_ray() -> ModuleType:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorSetupError("the Ray executor needs Ray: pip install 'rlm[ray]'") from None
+    return ray
+
+
+def _run_job(job: Job, item: Any) -> Any:
+    """The Ray task: one job on a worker, with an event loop of its own."""
+    return asyncio.run(job(item))
+
+
+def _probe_node(probe: NodeProbe) -> str | None:
+    try:
+        return probe()
+    except Exception as exc:  # a broken node is reported like a missing piece
+        return f"the check failed: {type(exc).__name__}: {exc}"
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray tasks on the cluster at `address` ("auto": the one this machine
+    belongs to; "host:port": its head). At most `concurrency` tasks are in flight (default:
+    every sandbox the cluster declares), so inputs are shipped as slots free up.
+    `env_vars` become the workers' environment (keys, endpoints). A Ray connection made
+    here is closed by `close`; one the caller made stays open."""
+
+    def __init__(
+        self,
+        address: str = "auto",
+        *,
+        env_vars: Mapping[str, str] | None = None,
+        concurrency: int | None = None,
+        max_retries: int = 3,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
+        self.address = address
+        self.env_vars = dict(env_vars or {})
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.connect_timeout_s = connect_timeout_s
+        self.nodes: list[Node] = []
+        self._owns_connection = False
+
+    def connect(self) -> list[Node]:
+        """Join the cluster (bounded by connect_timeout_s); return the nodes offering
+        sandboxes. Raises ExecutorSetupError when there is no such cluster or node."""
+        ray = require_ray()
+        if not ray.is_initialized():
+            self._init(ray)
+            self._owns_connection = True
+        self.nodes = [
+            Node(node["NodeID"], node["NodeManagerAddress"], int(node["Resources"][RESOURCE]))
+            for node in ray.nodes()
+            if node["Alive"] and node["Resources"].get(RESOURCE, 0) >= 1
+        ]
+        if not self.nodes:
+            raise ExecutorSetupError(
+                f"no node of the Ray cluster at {self.address} offers the {RESOURCE} resource: "
+                f"start nodes with ray start --resources '{{\"{RESOURCE}\": N}}'"
+            )
+        return self.nodes
+
+    def check_nodes(self, probe: NodeProbe, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+        """Run `probe` on every sandbox node; raise ExecutorSetupError naming the first
+        node that lacks something (or does not answer within timeout_s)."""
+        ray = require_ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = self.nodes or self.connect()
+        remote = ray.remote(_probe_node)
+        refs = {
+            remote.options(
+                num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node.id, soft=False),
+                runtime_env=self._runtime_env(),
+            ).remote(probe): node
+            for node in nodes
+        }
+        done, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+        for ref in late:
+            ray.cancel(ref, force=True)
+        problems = [(refs[ref], ray.get(ref)) for ref in done]
+        problems += [(refs[ref], f"did not answer within {timeout_s:g} s") for ref in late]
+        for node, problem in sorted(problems, key=lambda found: found[0].ip):
+            if problem is not None:
+                raise ExecutorSetupError(f"node {node.ip}: {problem}")
+
+    async def stream(self, job: Job, inputs: Sequence[Any]) -> AsyncIterator[tuple[int, Any]]:
+        ray = require_ray()
+        nodes = self.nodes or self.connect()
+        limit = self.concurrency or sum(node.sandboxes for node in nodes)
+        remote = ray.remote(_run_job).options(
+            num_cpus=0,
+            resources={RESOURCE: 1},
+            max_retries=self.max_retries,
+            runtime_env=self._runtime_env(),
+        )
+        job_ref = ray.put(job)  # shipped once, not once per task
+        in_flight: dict[asyncio.Future[Any], tuple[int, Any]] = {}
+        submitted = 0
+        try:
+            while submitted < len(inputs) or in_flight:
+                while submitted < len(inputs) and len(in_flight) < limit:
+                    ref = remote.remote(job_ref, inputs[submitted])
+                    in_flight[asyncio.wrap_future(ref.future())] = (submitted, ref)
+                    submitted += 1
+                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for future in finished:
+                    index, _ = in_flight.pop(future)
+                    yield index, _result(ray, future, index)
+        finally:
+            for _, ref in in_flight.values():
+                # Not forced: the job is interrupted, so its sandbox is closed on the way out.
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        if self._owns_connection:
+            require_ray().shutdown()
+            self._owns_connection = False
+        self.nodes = []
+
+    def _runtime_env(self) -> dict[str, Any]:
+        return {"env_vars": self.env_vars} if self.env_vars else {}
+
+    def _init(self, ray: ModuleType) -> None:
+        if ":" in self.address and "://" not in self.address:
+            # Ray itself retries an unreachable head for minutes.
+            host, _, port = self.address.rpartition(":")
+            try:
+                socket.create_connection((host, int(port)), self.connect_timeout_s).close()
+            except (OSError, ValueError) as exc:
+                raise ExecutorSetupError(
+                    f"cannot reach the Ray cluster at {self.address}: {exc}"
+                ) from None
+        outcome: list[BaseException | None] = []
+
+        def init() -> None:
+            try:
+                ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
+                outcome.append(None)
+            except BaseException as exc:  # reported on the caller's thread
+                outcome.append(exc)
+
+        # On a thread, so a head that accepts connections but never answers cannot hang us.
+        quiet = logging.getLogger("ray")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # Ray warns it cannot set signal handlers off-main
+        try:
+            thread = threading.Thread(target=init, name="ray-init", daemon=True)
+            thread.start()
+            thread.join(self.connect_timeout_s)
+        finally:
+            quiet.setLevel(level)
+        if not outcome:
+            raise ExecutorSetupError(
+                f"the Ray cluster at {self.address} did not answer within "
+                f"{self.connect_timeout_s:g} s"
+            )
+        if outcome[0] is not None:
+            first_line = str(outcome[0]).strip().splitlines()[0] if str(outcome[0]) else ""
+            raise ExecutorSetupError(
+                f"cannot join the Ray cluster at {self.address}: "
+                f"{first_line or type(outcome[0]).__name__}"
+            )
+
+
+def _result(ray: ModuleType, future: asyncio.Future[Any], index: int) -> Any:
+    try:
+        return future.result()
+    except ray.exceptions.RayTaskError as exc:
+        # The job itself raised: re-raise its own exception type.
+        raise exc.as_instanceof_cause() from None
+    except ray.exceptions.RayError as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise TaskLost(f"input {index} was lost after Ray's retries: {first_line}") from None

@@ -1,0 +1,49 @@
+"""An RLM described by value, so it can be built where a task runs (a Ray worker).
+
+An RLM holds a live client with its key; a recipe holds only the backend preset's name,
+the model and the RLM's options. The worker builds the backend from its own environment,
+which the driver fills with `forwarded_env()`: the key and endpoint travel as environment
+variables of the task's runtime environment, never inside the pickled task.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rlm.backends import PRESETS, make_backend
+
+if TYPE_CHECKING:
+    from rlm.orchestrator import RLM
+
+
+@dataclass(frozen=True)
+class RLMRecipe:
+    """`RLM(make_backend(backend, model=model)[0], model=..., **options)`, built on demand.
+
+    `options` are RLM keyword arguments that pickle (runtime, image, max_iterations,
+    max_cost_usd, ...): no backend, sandbox factory, sinks or trace file."""
+
+    backend: str
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in PRESETS:
+            raise ValueError(
+                f"unknown backend preset {self.backend!r}; choose one of: {', '.join(PRESETS)}"
+            )
+
+    def forwarded_env(self) -> dict[str, str]:
+        """The driver's values of the variables the preset reads (key, endpoint URL)."""
+        preset = PRESETS[self.backend]
+        names = [name for name in (preset.key_env, preset.base_url_env) if name]
+        return {name: os.environ[name] for name in names if os.environ.get(name)}
+
+    def build(self) -> RLM:
+        """The RLM, its backend configured from this process's environment."""
+        from rlm.orchestrator import RLM
+
+        backend, model = make_backend(self.backend, model=self.model)
+        return RLM(backend, model=model, **self.options)
