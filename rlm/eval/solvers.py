@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rlm.backends import Backend
+from rlm.backends import Backend, make_backend
+from rlm.batch.recipe import RLMRecipe
 from rlm.errors import BackendError
 from rlm.eval.tasks import CHARS_PER_TOKEN, Task
 
@@ -85,3 +86,34 @@ class BaselineSolver:
             + usage.cache_write_tokens
         )
         return Attempt(completion.text, usage.cost_usd, tokens, 1, time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class SolverRecipe:
+    """A solver described by value, for executors that ship tasks elsewhere (Ray): built
+    where the task runs, its backend configured from that process's environment. It
+    answers as RLMSolver does, or with `window_tokens` set, as the baseline."""
+
+    rlm: RLMRecipe
+    window_tokens: int | None = None
+
+    @property
+    def mode(self) -> str:
+        return "rlm" if self.window_tokens is None else "baseline"
+
+    async def __call__(self, task: Task) -> Attempt:
+        try:
+            solver, backend = self._build()
+        except (ValueError, BackendError) as exc:  # this node lacks the key or endpoint
+            return Attempt("", None, 0, 0, 0.0, f"{type(exc).__name__}: {exc}")
+        try:
+            return await solver(task)
+        finally:
+            await backend.aclose()
+
+    def _build(self) -> tuple[Solver, Backend]:
+        if self.window_tokens is None:
+            rlm = self.rlm.build()
+            return RLMSolver(rlm), rlm.backend
+        backend, model = make_backend(self.rlm.backend, model=self.rlm.model)
+        return BaselineSolver(backend, model, self.window_tokens), backend
