@@ -7,7 +7,7 @@ IMAGE ?= localhost/rlm-kernel:$(VERSION)
 BASE_IMAGE ?= python:3.12-slim
 LOCAL_BASE ?= localhost/rlm-base:bookworm
 
-.PHONY: setup install image base-image test test-rootless bench lint
+.PHONY: setup install image base-image test test-rootless bench bench-ray lint
 
 setup:
 	bash scripts/setup-host.sh
@@ -32,6 +32,10 @@ test-rootless:
 
 bench:
 	$(PYTHON) -m rlm.bench
+
+# Ray executor vs local, and throughput at 1 and 2 nodes (needs pip install '.[ray]').
+bench-ray:
+	$(PYTHON) -m rlm.bench_ray
 
 lint:
 	ruff check .
