@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rlm.backends import PRESETS, make_backend
+from rlm.backends import PRESETS, Backend, make_backend
 
 if TYPE_CHECKING:
     from rlm.orchestrator import RLM
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RLMRecipe:
-    """`RLM(make_backend(backend, model=model)[0], model=..., **options)`, built on demand.
+    """`RLM(make_backend(backend, model=model, base_url=base_url)[0], **options)`, built on
+    demand.
 
     `options` are RLM keyword arguments that pickle (runtime, image, max_iterations,
     max_cost_usd, ...): no backend, sandbox factory, sinks or trace file."""
@@ -28,6 +29,9 @@ class RLMRecipe:
     backend: str
     model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    base_url: str | None = None
+    """The endpoint (not a secret); None: RLM_<PRESET>_BASE_URL where it runs, else the
+    preset's."""
 
     def __post_init__(self) -> None:
         if self.backend not in PRESETS:
@@ -41,9 +45,13 @@ class RLMRecipe:
         names = [name for name in (preset.key_env, preset.base_url_env) if name]
         return {name: os.environ[name] for name in names if os.environ.get(name)}
 
+    def build_backend(self) -> tuple[Backend, str]:
+        """The backend and model, configured from this process's environment."""
+        return make_backend(self.backend, model=self.model, base_url=self.base_url)
+
     def build(self) -> RLM:
         """The RLM, its backend configured from this process's environment."""
         from rlm.orchestrator import RLM
 
-        backend, model = make_backend(self.backend, model=self.model)
+        backend, model = self.build_backend()
         return RLM(backend, model=model, **self.options)

@@ -8,12 +8,12 @@ the workers through the tasks' runtime environment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
-from rlm.batch import Executor, ExecutorSetupError, LocalExecutor, RLMRecipe, RuntimeProbe
+from rlm.batch import Executor, ExecutorSetupError, LocalExecutor, RuntimeProbe
 from rlm.cli.errors import UsageProblem
 
 DEFAULT_LOCAL_CONCURRENCY = 4
@@ -38,24 +38,27 @@ def executor_options(command: F) -> F:
     )(command)
 
 
+def check_options(kind: str, address: str | None) -> None:
+    if address and kind != "ray":
+        raise UsageProblem("--ray-address needs --executor ray")
+
+
 def make_executor(
     kind: str,
     address: str | None,
     concurrency: int | None,
-    recipe: RLMRecipe,
+    env_vars: Mapping[str, str],
     probe: RuntimeProbe | None,
 ) -> Executor:
-    """The executor asked for, connected and checked. `probe` (None: no sandboxes are
-    needed, as for the baseline) runs on every sandbox node of a cluster."""
+    """The executor asked for, connected and checked. `env_vars` (keys, endpoints) become
+    the workers' environment; `probe` (None: no sandboxes are needed, as for the
+    baseline) runs on every sandbox node of a cluster."""
+    check_options(kind, address)
     if kind == "local":
-        if address:
-            raise UsageProblem("--ray-address needs --executor ray")
         return LocalExecutor(concurrency or DEFAULT_LOCAL_CONCURRENCY)
     from rlm.batch.ray_executor import RayExecutor
 
-    executor = RayExecutor(
-        address or "auto", env_vars=recipe.forwarded_env(), concurrency=concurrency
-    )
+    executor = RayExecutor(address or "auto", env_vars=env_vars, concurrency=concurrency)
     try:
         executor.connect()
         if probe is not None:

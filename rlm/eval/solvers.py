@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rlm.backends import Backend, make_backend
+from rlm.backends import Backend
 from rlm.batch.recipe import RLMRecipe
 from rlm.errors import BackendError
 from rlm.eval.tasks import CHARS_PER_TOKEN, Task
@@ -115,5 +115,5 @@ class SolverRecipe:
         if self.window_tokens is None:
             rlm = self.rlm.build()
             return RLMSolver(rlm), rlm.backend
-        backend, model = make_backend(self.rlm.backend, model=self.rlm.model)
+        backend, model = self.rlm.build_backend()
         return BaselineSolver(backend, model, self.window_tokens), backend
