@@ -49,11 +49,16 @@ MODEL ?=
 SUB_MODEL ?=
 N ?= 5
 LENGTHS ?= 2^13..2^17
-CONCURRENCY ?= 2
 OUT ?=
+# EXECUTOR=ray runs the tasks on the Ray cluster at RAY_ADDRESS (default: auto), by
+# default as many at once as the cluster declares sandboxes.
+EXECUTOR ?= local
+RAY_ADDRESS ?=
+CONCURRENCY ?= $(if $(filter ray,$(EXECUTOR)),,2)
 EVAL_ARGS = --backend $(BACKEND) $(if $(MODEL),--model '$(MODEL)') \
 	$(if $(SUB_MODEL),--sub-model '$(SUB_MODEL)') -n $(N) --lengths '$(LENGTHS)' \
-	--concurrency $(CONCURRENCY)
+	$(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) --executor $(EXECUTOR) \
+	$(if $(RAY_ADDRESS),--ray-address '$(RAY_ADDRESS)')
 # Default results file: per backend, model and task set (a file holds one configuration).
 eval_out = $(or $(OUT),eval-results/$(BACKEND)$(if $(MODEL),-$(subst /,_,$(MODEL)))-$(1).jsonl)
 

@@ -20,7 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rlm.backends import PRESETS, Backend, WatchedBackend
+from rlm.batch import RLMRecipe, RuntimeProbe
+from rlm.batch.ray_executor import TaskLost
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
+from rlm.cli.executor import check_options, executor_options, make_executor
 from rlm.cli.preflight import backend_for, check_runtime
 from rlm.cli.session import logging_to, signal_name, until_stopped
 from rlm.errors import BackendError
@@ -28,7 +31,7 @@ from rlm.eval import report
 from rlm.eval.generators import GENERATORS
 from rlm.eval.lengths import parse_length, parse_lengths
 from rlm.eval.runner import Evaluation
-from rlm.eval.solvers import BaselineSolver, RLMSolver, Solver
+from rlm.eval.solvers import BaselineSolver, RLMSolver, Solver, SolverRecipe
 from rlm.eval.store import Record, ResultsFileError, ResultStore
 from rlm.eval.tasks import plan
 
@@ -74,10 +77,10 @@ from rlm.eval.tasks import plan
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Tasks (each with its own sandbox) running at once.",
+    help="Tasks (each with its own sandbox) running at once (default: 4; with --executor "
+    "ray, every sandbox the cluster declares).",
 )
+@executor_options
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -173,8 +176,9 @@ def _prepare(**options: Any) -> tuple[Evaluation, WatchedBackend, str]:
     baseline = options["baseline"]
     if baseline and options["sub_model"]:
         raise UsageProblem("--sub-model has no use with --baseline (there are no sub-calls)")
+    check_options(options["executor"], options["ray_address"])
     _check_key(options["backend"])
-    if not baseline:
+    if not baseline and options["executor"] == "local":
         check_runtime(options["runtime"], options["image"])
     backend, model = backend_for(options["backend"], options["model"], options["base_url"])
     try:
@@ -202,18 +206,27 @@ def _evaluation(
     run_info["seed"] = options["seed"]
     out = options["out"] or Path("eval-results", f"{solver.mode}.jsonl")
     specs = plan(options["kinds"] or GENERATORS, lengths, options["n"], options["seed"])
+    env_vars: dict[str, str] = {}
+    if options["executor"] == "ray":
+        # Workers build their own solver from this recipe and their runtime environment.
+        recipe = RLMRecipe(options["backend"], model, _rlm_options(options), options["base_url"])
+        solver = SolverRecipe(recipe, window_tokens if options["baseline"] else None)
+        env_vars = recipe.forwarded_env()
     try:
         evaluation = Evaluation(
             specs,
             solver,
             ResultStore(out),
-            concurrency=options["concurrency"],
             run_info=run_info,
             retry_errors=options["retry_errors"],
             setup_error=lambda: backend.setup_error,
         )
     except (ResultsFileError, OSError) as exc:
         raise UsageProblem(str(exc)) from None
+    probe = None if options["baseline"] else RuntimeProbe(options["runtime"], _image(options))
+    evaluation.executor = make_executor(
+        options["executor"], options["ray_address"], options["concurrency"], env_vars, probe
+    )
     return evaluation, backend, f"{solver.mode}: {options['backend']} / {model}"
 
 
@@ -230,17 +243,28 @@ def _check_key(preset: str) -> None:
 def _rlm(backend: Backend, model: str, options: dict[str, Any]) -> Any:
     from rlm.orchestrator import RLM
 
-    return RLM(
-        backend,
-        model=model,
-        recursive_model=options["sub_model"],
-        max_iterations=options["max_iterations"],
-        max_depth=options["max_depth"],
-        max_cost_usd=options["max_cost"],
-        max_time_s=options["max_time"],
-        runtime=options["runtime"],
-        image=options["image"],
-    )
+    return RLM(backend, model=model, **_rlm_options(options))
+
+
+def _rlm_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "recursive_model": options["sub_model"],
+        "max_iterations": options["max_iterations"],
+        "max_depth": options["max_depth"],
+        "max_cost_usd": options["max_cost"],
+        "max_time_s": options["max_time"],
+        "runtime": options["runtime"],
+        "image": _image(options),
+    }
+
+
+def _image(options: dict[str, Any]) -> str | None:
+    """On a cluster every node runs the driver's choice of image, not its own default."""
+    if options["executor"] == "local" or options["runtime"] == "local":
+        return options["image"]
+    from rlm.sandbox.provisioner import default_image
+
+    return options["image"] or default_image()
 
 
 async def _run(evaluation: Evaluation, backend: Backend, console: Console) -> int | None:
@@ -268,7 +292,10 @@ async def _run(evaluation: Evaluation, backend: Backend, console: Console) -> in
             finished = await until_stopped(evaluation.run(on_done))
     except BackendError as exc:
         raise UsageProblem(f"{type(exc).__name__}: {exc}") from None
+    except TaskLost as exc:
+        raise click.ClickException(f"{exc}; rerun the same command to resume") from None
     finally:
+        evaluation.executor.close()
         await backend.aclose()
     return finished.signum
 

@@ -1,0 +1,84 @@
+"""`rlm eval --executor ray` end to end on the loopback cluster, and its setup problems:
+one line, exit 2, no model called."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from rlm.batch.loopback import LoopbackCluster
+from rlm.cli import cli
+from tests.eval.policies import needle_search
+from tests.fakes.model_server import FakeModelServer
+
+pytestmark = pytest.mark.ray
+
+SNIAH = ("--backend", "openai", "--task", "sniah", "--lengths", "2^13", "-n", "4")
+
+
+def run_eval(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["eval", *args])
+
+
+def test_eval_on_the_cluster_writes_one_record_per_task(
+    ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    openai_server.handler = needle_search
+    out = tmp_path / "sniah.jsonl"
+    ray = ("--executor", "ray", "--ray-address", ray_cluster.address, "--runtime", "local")
+    result = run_eval(*ray, *SNIAH, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(record["id"] for record in records) == [f"sniah-8192-{i}" for i in range(4)]
+    assert [record["score"] for record in records] == [1.0] * 4
+    assert "| sniah | 8K | 4 | 100.0% |" in result.stdout
+
+
+def assert_stopped_before_any_model_call(
+    result: Result, problem: str, server: FakeModelServer
+) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith(problem)
+    assert result.output.count("\n") == 1
+    assert server.requests == []
+
+
+def test_an_unreachable_cluster_is_one_line(openai_server: FakeModelServer, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    ray = ("--executor", "ray", "--ray-address", "127.0.0.9:1", "--runtime", "local")
+    result = run_eval(*ray, *SNIAH, "--out", str(tmp_path / "out.jsonl"))
+    problem = "rlm: error: cannot reach the Ray cluster at 127.0.0.9:1: "
+    assert_stopped_before_any_model_call(result, problem, openai_server)
+
+
+@pytest.mark.container
+def test_a_node_without_the_image_is_named(
+    ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    ray = ("--executor", "ray", "--ray-address", ray_cluster.address)
+    image = ("--image", "localhost/rlm-kernel:absent")
+    result = run_eval(*ray, *image, *SNIAH, "--out", str(tmp_path / "out.jsonl"))
+    problem = "rlm: error: node 127.0.0.2: kernel image localhost/rlm-kernel:absent not found"
+    assert_stopped_before_any_model_call(result, problem, openai_server)
+
+
+def test_without_ray_the_extra_is_named(
+    monkeypatch: pytest.MonkeyPatch, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    result = run_eval("--executor", "ray", *SNIAH, "--out", str(tmp_path / "out.jsonl"))
+    assert result.exit_code == 2, result.output
+    assert result.output == ("rlm: error: the Ray executor needs Ray: pip install 'rlm[ray]'\n")
+
+
+def test_ray_address_without_the_ray_executor_is_refused(
+    openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    ray = ("--ray-address", "h:1", "--runtime", "local")
+    result = run_eval(*ray, *SNIAH, "--out", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2
+    assert "--ray-address needs --executor ray" in result.output
