@@ -26,6 +26,7 @@ from rlm.batch.executor import Executor, ExecutorSetupError, Job
 RESOURCE = "rlm_sandbox"
 CONNECT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 120.0
+CANCEL_TIMEOUT_S = 30.0
 
 NodeProbe = Callable[[], "str | None"]
 """Run on a node: None if it can run our jobs, else what it lacks, in a few words."""
@@ -156,8 +157,11 @@ class RayExecutor(Executor):
                     yield index, _result(ray, future, index)
         finally:
             for _, ref in in_flight.values():
-                # Not forced: the job is interrupted, so its sandbox is closed on the way out.
+                # Not forced: the job is interrupted and closes its sandbox on the way out,
+                # which it must finish before the driver leaves (Ray then kills its workers).
                 ray.cancel(ref)
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=CANCEL_TIMEOUT_S)
 
     def close(self) -> None:
         if self._owns_connection:

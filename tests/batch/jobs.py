@@ -29,3 +29,21 @@ class WhereAndWhen:
 class Explode:
     async def __call__(self, item: int) -> None:
         raise LookupError(f"no answer for {item}")
+
+
+@dataclass(frozen=True)
+class WaitForCancel:
+    """Mark `folder`/started-ITEM, wait long, and on cancellation mark cleaned-ITEM: what
+    a job's sandbox release would do."""
+
+    folder: str
+
+    async def __call__(self, item: int) -> None:
+        from pathlib import Path
+
+        Path(self.folder, f"started-{item}").touch()
+        try:
+            await asyncio.sleep(120)
+        except asyncio.CancelledError:
+            Path(self.folder, f"cleaned-{item}").touch()
+            raise

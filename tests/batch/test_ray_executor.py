@@ -3,8 +3,10 @@ streaming, and the setup problems reported as one line."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from rlm.batch import ExecutorSetupError, RLMRecipe, RuntimeProbe, abatch, batch
 from rlm.batch.loopback import LoopbackCluster
 from rlm.batch.ray_executor import RayExecutor
 from tests.batch.conftest import SANDBOXES_PER_NODE
-from tests.batch.jobs import Explode, WhereAndWhen
+from tests.batch.jobs import Explode, WaitForCancel, WhereAndWhen
 from tests.eval.policies import needle_search
 from tests.fakes.model_server import FakeModelServer
 
@@ -60,6 +62,27 @@ async def test_a_job_raising_ends_the_stream_with_its_own_exception(
 ) -> None:
     with pytest.raises(LookupError, match="no answer for"):
         await collect(RayExecutor(ray_cluster.address), Explode(), [1, 2])
+
+
+async def test_cancelling_the_stream_lets_running_jobs_clean_up(
+    ray_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    executor = RayExecutor(ray_cluster.address, concurrency=2)
+    outputs = executor.stream(WaitForCancel(str(tmp_path)), [0, 1, 2])
+    consuming = asyncio.ensure_future(anext(outputs))
+    try:
+        for _ in range(600):  # bounded: 60 s
+            if len(list(tmp_path.glob("started-*"))) == 2:
+                break
+            await asyncio.sleep(0.1)
+        consuming.cancel()
+        await asyncio.gather(consuming, return_exceptions=True)
+        await outputs.aclose()
+    finally:
+        executor.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "cleaned-0", "cleaned-1", "started-0", "started-1",
+    ]  # fmt: skip
 
 
 def test_batch_answers_every_pair_on_the_cluster(
