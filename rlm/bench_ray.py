@@ -6,7 +6,8 @@ Starts a loopback Ray cluster (rlm.batch.loopback) and measures, in the same run
 - overhead per task: wall time per task of an empty job, local executor vs Ray (one node),
   all tasks submitted at once with the same concurrency;
 - throughput: tasks/second of a job that waits `nap` seconds (a task waiting on its model,
-  as RLM tasks mostly do) at one node and at two, each node declaring SANDBOXES.
+  as RLM tasks mostly do) with the local executor, and on Ray at one node and at two, each
+  node declaring SANDBOXES (the local executor runs as many at once).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Figures:
     local_ms_per_task: float
     ray_ms_per_task: float
     nap_s: float
+    tasks_per_s_local: float
     tasks_per_s_1_node: float
     tasks_per_s_2_nodes: float
     tasks: int
@@ -79,6 +81,7 @@ def measure(tasks: int, nap: float) -> Figures:
     from rlm.batch.loopback import LoopbackCluster
 
     local = asyncio.run(_seconds(LocalExecutor(SANDBOXES), Nap(), tasks))
+    local_naps = asyncio.run(_seconds(LocalExecutor(SANDBOXES), Nap(nap), tasks))
     with LoopbackCluster.start(sandboxes=SANDBOXES) as cluster:
         # This process is a driver too: nothing of Ray's may leave the machine.
         os.environ.update({k: v for k, v in cluster.env.items() if k != "HOME"})
@@ -90,6 +93,7 @@ def measure(tasks: int, nap: float) -> Figures:
         local_ms_per_task=local / tasks * 1000,
         ray_ms_per_task=empty / tasks * 1000,
         nap_s=nap,
+        tasks_per_s_local=tasks / local_naps,
         tasks_per_s_1_node=tasks / one_node,
         tasks_per_s_2_nodes=tasks / two_nodes,
         tasks=tasks,
@@ -105,6 +109,10 @@ def _table(figures: Figures) -> Table:
     table.add_row("overhead per task, Ray (1 node)", f"{figures.ray_ms_per_task:.2f} ms")
     table.add_row("Ray / local", f"{figures.overhead_ratio:.0f}x")
     ideal = SANDBOXES / figures.nap_s
+    table.add_row(
+        f"tasks/s, {figures.nap_s:g} s tasks, local executor (ideal {ideal:g})",
+        f"{figures.tasks_per_s_local:.2f}",
+    )
     table.add_row(
         f"tasks/s, {figures.nap_s:g} s tasks, 1 node (ideal {ideal:g})",
         f"{figures.tasks_per_s_1_node:.2f}",
