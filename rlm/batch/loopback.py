@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -91,10 +92,13 @@ class LoopbackCluster:
             raise
         return cluster
 
-    def add_node(self, sandboxes: int = 2, ip: str | None = None) -> LoopbackNode:
-        """Another node joining the head, at the next loopback address."""
+    def add_node(
+        self, sandboxes: int = 2, ip: str | None = None, env: Mapping[str, str] | None = None
+    ) -> LoopbackNode:
+        """Another node joining the head, at the next loopback address; `env` adds to its
+        processes' environment (to make one node differ from the others)."""
         ip = ip or f"127.0.0.{2 + len(self.nodes)}"
-        return self._start_node(ip, sandboxes, [f"--address={self.address}"])
+        return self._start_node(ip, sandboxes, [f"--address={self.address}"], env or {})
 
     def kill(self, ip: str) -> None:
         """Lose a node abruptly, workers and all."""
@@ -125,7 +129,9 @@ class LoopbackCluster:
     ) -> None:
         self.stop()
 
-    def _start_node(self, ip: str, sandboxes: int, role: list[str]) -> LoopbackNode:
+    def _start_node(
+        self, ip: str, sandboxes: int, role: list[str], env: Mapping[str, str] | None = None
+    ) -> LoopbackNode:
         log = self.base / f"node-{ip}.log"
         command = [
             shutil.which("ray") or "ray",
@@ -144,7 +150,7 @@ class LoopbackCluster:
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                env={**os.environ, **(env or {}), **self.env},
                 start_new_session=True,
             )
         node = self.nodes[ip] = LoopbackNode(ip, process, log)

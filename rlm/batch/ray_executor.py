@@ -36,10 +36,10 @@ class TaskLost(RuntimeError):
     """A job's node or worker died more often than Ray retries it."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Node:
-    id: str
     ip: str
+    id: str
     sandboxes: int
     """Units of RESOURCE: the sandboxes it runs at once."""
 
@@ -96,7 +96,7 @@ class RayExecutor(Executor):
             self._init(ray)
             self._owns_connection = True
         self.nodes = [
-            Node(node["NodeID"], node["NodeManagerAddress"], int(node["Resources"][RESOURCE]))
+            Node(node["NodeManagerAddress"], node["NodeID"], int(node["Resources"][RESOURCE]))
             for node in ray.nodes()
             if node["Alive"] and node["Resources"].get(RESOURCE, 0) >= 1
         ]
@@ -108,8 +108,8 @@ class RayExecutor(Executor):
         return self.nodes
 
     def check_nodes(self, probe: NodeProbe, timeout_s: float = PROBE_TIMEOUT_S) -> None:
-        """Run `probe` on every sandbox node; raise ExecutorSetupError naming the first
-        node that lacks something (or does not answer within timeout_s)."""
+        """Run `probe` on every sandbox node; raise ExecutorSetupError naming, in one line,
+        each node that lacks something (or does not answer within timeout_s)."""
         ray = require_ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -128,9 +128,9 @@ class RayExecutor(Executor):
             ray.cancel(ref, force=True)
         problems = [(refs[ref], ray.get(ref)) for ref in done]
         problems += [(refs[ref], f"did not answer within {timeout_s:g} s") for ref in late]
-        for node, problem in sorted(problems, key=lambda found: found[0].ip):
-            if problem is not None:
-                raise ExecutorSetupError(f"node {node.ip}: {problem}")
+        found = [f"node {node.ip}: {problem}" for node, problem in sorted(problems) if problem]
+        if found:
+            raise ExecutorSetupError("; ".join(found))
 
     async def stream(self, job: Job, inputs: Sequence[Any]) -> AsyncIterator[tuple[int, Any]]:
         ray = require_ray()

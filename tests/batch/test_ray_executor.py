@@ -109,7 +109,8 @@ async def test_abatch_streams_locally_by_default(openai_server: FakeModelServer)
     assert {result.result.answer for result in done} == {"7"}
 
 
-def test_a_node_without_the_image_is_named_before_any_task(
+@pytest.mark.container
+def test_every_node_without_the_image_is_named_in_one_line(
     ray_cluster: LoopbackCluster,
 ) -> None:
     executor = RayExecutor(ray_cluster.address)
@@ -118,9 +119,26 @@ def test_a_node_without_the_image_is_named_before_any_task(
             executor.check_nodes(RuntimeProbe("container", "localhost/rlm-kernel:absent"))
     finally:
         executor.close()
+    missing = "kernel image localhost/rlm-kernel:absent not found"
+    assert str(failure.value).startswith(f"node 127.0.0.2: {missing}")
+    assert f"; node 127.0.0.3: {missing}" in str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+def test_a_node_without_an_engine_is_named_in_the_one_line(
+    ray_cluster: LoopbackCluster,
+) -> None:
+    no_engine = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    ray_cluster.add_node(1, "127.0.0.5", no_engine)
+    executor = RayExecutor(ray_cluster.address)
+    try:
+        with pytest.raises(ExecutorSetupError) as failure:
+            executor.check_nodes(RuntimeProbe("container"))
+    finally:
+        executor.close()
+        ray_cluster.kill("127.0.0.5")
     message = str(failure.value)
-    assert message.startswith("node 127.0.0.2: ")
-    assert "localhost/rlm-kernel:absent" in message or "engine" in message
+    assert "node 127.0.0.5: DOCKER_HOST=unix:///nonexistent/docker.sock does not answer" in message
     assert "\n" not in message
 
 
