@@ -9,6 +9,7 @@ locally or on a Ray cluster, results streamed as they finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from rlm.backends.base import run_in_fresh_loop
 from rlm.batch.executor import Executor, LocalExecutor
 from rlm.batch.probe import RuntimeProbe
+from rlm.batch.ray_executor import RayExecutor, require_ray
 from rlm.batch.recipe import RLMRecipe
 
 if TYPE_CHECKING:
-    from rlm.batch.ray_executor import RayExecutor
     from rlm.orchestrator import RLM, RLMResult
     from rlm.orchestrator.rlm import Context
 
@@ -82,11 +83,13 @@ async def abatch(
     pairs = list(items)
     runner, owned = _executor(executor, rlm, concurrency, ray_address)
     try:
-        if owned and not isinstance(runner, LocalExecutor):
-            await asyncio.to_thread(_prepare_cluster, runner, rlm)  # type: ignore[arg-type]
+        if owned and isinstance(runner, RayExecutor) and isinstance(rlm, RLMRecipe):
+            await asyncio.to_thread(_prepare_cluster, runner, rlm)
         job = RecipeCompletion(rlm) if isinstance(rlm, RLMRecipe) else LiveCompletion(rlm)
-        async for index, result in runner.stream(job, pairs):
-            yield BatchResult(index, pairs[index][1], result)
+        outputs = runner.stream(job, pairs)
+        async with contextlib.aclosing(outputs):  # leaving early stops the jobs running
+            async for index, result in outputs:
+                yield BatchResult(index, pairs[index][1], result)
     finally:
         if owned:
             runner.close()
@@ -133,8 +136,6 @@ def _executor(
             "the Ray executor takes an RLMRecipe, not an RLM: a live RLM holds its "
             "client and key, which must not travel to workers"
         )
-    from rlm.batch.ray_executor import RayExecutor, require_ray
-
     require_ray()
     return RayExecutor(address, env_vars=rlm.forwarded_env(), concurrency=concurrency), True
 
