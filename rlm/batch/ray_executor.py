@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -26,7 +26,8 @@ from rlm.batch.executor import Executor, ExecutorSetupError, Job
 RESOURCE = "rlm_sandbox"
 CONNECT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 120.0
-CANCEL_TIMEOUT_S = 30.0
+CANCEL_GRACE_S = 5.0
+"""How long interrupted jobs get to close their sandboxes before their workers are killed."""
 
 NodeProbe = Callable[[], "str | None"]
 """Run on a node: None if it can run our jobs, else what it lacks, in a few words."""
@@ -156,12 +157,8 @@ class RayExecutor(Executor):
                     index, _ = in_flight.pop(future)
                     yield index, _result(ray, future, index)
         finally:
-            for _, ref in in_flight.values():
-                # Not forced: the job is interrupted and closes its sandbox on the way out,
-                # which it must finish before the driver leaves (Ray then kills its workers).
-                ray.cancel(ref)
             if in_flight:
-                await asyncio.wait(in_flight, timeout=CANCEL_TIMEOUT_S)
+                await _cancel([ref for _, ref in in_flight.values()], list(in_flight))
 
     def close(self) -> None:
         if self._owns_connection:
@@ -212,6 +209,19 @@ class RayExecutor(Executor):
                 f"cannot join the Ray cluster at {self.address}: "
                 f"{first_line or type(outcome[0]).__name__}"
             )
+
+
+async def _cancel(refs: list[Any], running: Collection[asyncio.Future[Any]]) -> None:
+    """Stop jobs still running: interrupt them (a job then closes its sandbox), and kill the
+    workers of those that do not finish within CANCEL_GRACE_S (a worker blocked in its event
+    loop may not see the interrupt). A killed job's container is removed by the next rlm
+    sandbox started on that node, which sweeps those of dead owners."""
+    ray = require_ray()
+    for ref in refs:
+        ray.cancel(ref)
+    await asyncio.wait(running, timeout=CANCEL_GRACE_S)
+    for ref in refs:
+        ray.cancel(ref, force=True)  # a no-op for the jobs that have finished
 
 
 def _result(ray: ModuleType, future: asyncio.Future[Any], index: int) -> Any:
