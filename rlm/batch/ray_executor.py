@@ -13,7 +13,9 @@ Ray is an optional extra (`pip install 'rlm[ray]'`); it is imported on first use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -55,7 +57,18 @@ def require_ray() -> ModuleType:
 
 def _run_job(job: Job, item: Any) -> Any:
     """The Ray task: one job on a worker, with an event loop of its own."""
-    return asyncio.run(job(item))
+    return asyncio.run(_interruptible(job, item))
+
+
+async def _interruptible(job: Job, item: Any) -> Any:
+    # Ray cancels a running task with SIGINT; as a loop signal handler it wakes the loop
+    # and cancels the job, which then closes its sandbox. (Left to Python's default
+    # handler, it waits until the loop happens to wake, possibly never.)
+    main = asyncio.current_task()
+    assert main is not None
+    with contextlib.suppress(ValueError, RuntimeError):  # not on the main thread: no signals
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, main.cancel)
+    return await job(item)
 
 
 def _probe_node(probe: NodeProbe) -> str | None:
@@ -213,8 +226,8 @@ class RayExecutor(Executor):
 
 async def _cancel(refs: list[Any], running: Collection[asyncio.Future[Any]]) -> None:
     """Stop jobs still running: interrupt them (a job then closes its sandbox), and kill the
-    workers of those that do not finish within CANCEL_GRACE_S (a worker blocked in its event
-    loop may not see the interrupt). A killed job's container is removed by the next rlm
+    workers of those that do not finish within CANCEL_GRACE_S (a job stuck in a blocking
+    call does not see the interrupt). A killed job's container is removed by the next rlm
     sandbox started on that node, which sweeps those of dead owners."""
     ray = require_ray()
     for ref in refs:

@@ -33,15 +33,15 @@ class Explode:
 
 @dataclass(frozen=True)
 class WaitForCancel:
-    """Write this worker's pid to `folder`/started-ITEM, then wait long; on cancellation
-    mark cleaned-ITEM, as a job releasing its sandbox would."""
+    """Mark `folder`/started-ITEM, then wait long; on cancellation mark cleaned-ITEM, as a
+    job releasing its sandbox would."""
 
     folder: str
 
     async def __call__(self, item: int) -> None:
         from pathlib import Path
 
-        Path(self.folder, f"started-{item}").write_text(str(os.getpid()))
+        Path(self.folder, f"started-{item}").touch()
         try:
             await asyncio.sleep(120)
         except asyncio.CancelledError:

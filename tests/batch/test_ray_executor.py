@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ async def test_a_job_raising_ends_the_stream_with_its_own_exception(
         await collect(RayExecutor(ray_cluster.address), Explode(), [1, 2])
 
 
-async def test_leaving_the_stream_stops_the_jobs_running(
+async def test_leaving_the_stream_lets_the_running_jobs_clean_up(
     ray_cluster: LoopbackCluster, tmp_path: Path
 ) -> None:
     executor = RayExecutor(ray_cluster.address, concurrency=2)
@@ -73,30 +72,17 @@ async def test_leaving_the_stream_stops_the_jobs_running(
     consuming = asyncio.ensure_future(anext(outputs))
     try:
         for _ in range(1200):  # at most 120 s
-            if len(started := list(tmp_path.glob("started-*"))) == 2:
+            if len(list(tmp_path.glob("started-*"))) == 2:
                 break
             await asyncio.sleep(0.1)
-        assert len(started) == 2, "the jobs never started"
         consuming.cancel()
         await asyncio.gather(consuming, return_exceptions=True)
         await outputs.aclose()
     finally:
         executor.close()
-    workers = [int(path.read_text()) for path in started]
-    for _ in range(300):  # at most 30 s for the killed workers to be gone
-        if not any(alive(pid) for pid in workers):
-            break
-        await asyncio.sleep(0.1)
-    assert not any(alive(pid) for pid in workers)
-    assert not (tmp_path / "started-2").exists()
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "cleaned-0", "cleaned-1", "started-0", "started-1",
+    ]  # fmt: skip
 
 
 def test_batch_answers_every_pair_on_the_cluster(
