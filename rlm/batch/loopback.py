@@ -10,7 +10,8 @@ Unconfigured, Ray's processes also reach out (usage reports, a cloud metadata pr
 nodes get a HOME of their own holding an empty ray_bootstrap_config.yaml, usage stats
 off and aimed at a closed loopback port, and no dashboard. Each node is a `ray start
 --block` in a process group of its own: killing it (SIGKILL to the group) takes its
-raylet and workers down like a machine lost, and stopping it touches nothing else.
+raylet down like a machine lost, and its workers (Ray gives each a group of its own) exit
+with their raylet; stopping it touches nothing else.
 """
 
 from __future__ import annotations
