@@ -38,6 +38,23 @@ def test_eval_on_the_cluster_writes_one_record_per_task(
     assert "| sniah | 8K | 4 | 100.0% |" in result.stdout
 
 
+def test_baseline_on_the_cluster_reads_only_its_window(
+    ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    openai_server.handler = needle_search
+    out = tmp_path / "base.jsonl"
+    ray = ("--executor", "ray", "--ray-address", ray_cluster.address)
+    result = run_eval(*ray, *SNIAH, "--baseline", "--window-tokens", "4096", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(record["mode"], record["window_tokens"]) for record in records] == [
+        ("baseline", 4096)
+    ] * 4
+    prompts = [request.json["messages"][-1]["content"] for request in openai_server.requests]
+    assert len(prompts) == 4
+    assert all(len(prompt) <= 4096 * 4 for prompt in prompts)
+
+
 def assert_stopped_before_any_model_call(
     result: Result, problem: str, server: FakeModelServer
 ) -> None:
