@@ -230,6 +230,10 @@ async def _cancel(refs: list[Any], running: Collection[asyncio.Future[Any]]) -> 
     call does not see the interrupt). A killed job's container is removed by the next rlm
     sandbox started on that node, which sweeps those of dead owners."""
     ray = require_ray()
+    for future in running:
+        # Nobody reads these outcomes (mostly "cancelled"): mark them read, or asyncio logs
+        # each as an exception never retrieved.
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
     for ref in refs:
         ray.cancel(ref)
     await asyncio.wait(running, timeout=CANCEL_GRACE_S)

@@ -49,9 +49,11 @@ class RLMRecipe:
         """The backend and model, configured from this process's environment."""
         return make_backend(self.backend, model=self.model, base_url=self.base_url)
 
-    def build(self) -> RLM:
-        """The RLM, its backend configured from this process's environment."""
+    def build(self, backend: Backend | None = None, model: str | None = None) -> RLM:
+        """The RLM, over `backend` and `model` if given (from build_backend, wrapped), else
+        over a backend configured from this process's environment."""
         from rlm.orchestrator import RLM
 
-        backend, model = self.build_backend()
-        return RLM(backend, model=model, **self.options)
+        if backend is None:
+            backend, model = self.build_backend()
+        return RLM(backend, model=model or self.model, **self.options)

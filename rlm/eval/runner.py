@@ -74,7 +74,8 @@ class Evaluation:
     store must carry the same values, so one file never mixes two configurations.
     With `retry_errors`, tasks whose record has an error run again. `setup_error` is
     asked after a task fails: an exception it returns (an endpoint rejecting the key,
-    which every other task would hit too) ends the run, that task left unrecorded.
+    which every other task would hit too) ends the run, that task left unrecorded; so
+    does one the failed attempt carries (Attempt.setup_error, from a remote solver).
     """
 
     def __init__(
@@ -113,7 +114,8 @@ class Evaluation:
         async with contextlib.aclosing(outcomes):
             async for _, outcome in outcomes:
                 # A setup error ends the run: every other task would fail the same way.
-                if outcome.attempt.error and (fatal := self.setup_error()) is not None:
+                attempt = outcome.attempt
+                if attempt.error and (fatal := self.setup_error() or attempt.setup_error):
                     raise fatal
                 record = outcome.record(self.run_info)
                 self.store.append(record)

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rlm.backends import Backend
+from rlm.backends import Backend, WatchedBackend
 from rlm.batch.recipe import RLMRecipe
 from rlm.errors import BackendError
 from rlm.eval.tasks import CHARS_PER_TOKEN, Task
@@ -26,6 +26,9 @@ class Attempt:
     iterations: int
     wall_time_s: float
     error: str | None = None
+    setup_error: BackendError | None = None
+    """Set by solvers that run elsewhere (SolverRecipe): the endpoint rejected the key or
+    could not be reached before answering anything, so every task would fail alike."""
 
 
 class Solver(Protocol):
@@ -103,17 +106,20 @@ class SolverRecipe:
 
     async def __call__(self, task: Task) -> Attempt:
         try:
-            solver, backend = self._build()
+            backend, model = self.rlm.build_backend()
         except (ValueError, BackendError) as exc:  # this node lacks the key or endpoint
-            return Attempt("", None, 0, 0, 0.0, f"{type(exc).__name__}: {exc}")
-        try:
-            return await solver(task)
-        finally:
-            await backend.aclose()
-
-    def _build(self) -> tuple[Solver, Backend]:
+            setup = exc if isinstance(exc, BackendError) else None
+            return Attempt("", None, 0, 0, 0.0, f"{type(exc).__name__}: {exc}", setup)
+        watched = WatchedBackend(backend)
+        solver: Solver
         if self.window_tokens is None:
-            rlm = self.rlm.build()
-            return RLMSolver(rlm), rlm.backend
-        backend, model = self.rlm.build_backend()
-        return BaselineSolver(backend, model, self.window_tokens), backend
+            solver = RLMSolver(self.rlm.build(watched, model))
+        else:
+            solver = BaselineSolver(watched, model, self.window_tokens)
+        try:
+            attempt = await solver(task)
+        finally:
+            await watched.aclose()
+        if attempt.error:
+            attempt.setup_error = watched.setup_error
+        return attempt

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from rlm.batch.loopback import LoopbackCluster
 from rlm.cli import cli
 from tests.eval.policies import needle_search
-from tests.fakes.model_server import FakeModelServer
+from tests.fakes.model_server import FakeModelServer, Reply
 
 pytestmark = pytest.mark.ray
 
@@ -53,6 +53,18 @@ def test_baseline_on_the_cluster_reads_only_its_window(
     prompts = [request.json["messages"][-1]["content"] for request in openai_server.requests]
     assert len(prompts) == 4
     assert all(len(prompt) <= 4096 * 4 for prompt in prompts)
+
+
+def test_a_key_rejected_on_the_workers_stops_the_run_with_nothing_recorded(
+    ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    openai_server.handler = lambda request: Reply(status=401, text="invalid api key")
+    out = tmp_path / "r.jsonl"
+    ray = ("--executor", "ray", "--ray-address", ray_cluster.address, "--runtime", "local")
+    result = run_eval(*ray, *SNIAH, "--out", str(out))
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1].startswith("rlm: error: AuthenticationError: ")
+    assert not out.exists()
 
 
 def assert_stopped_before_any_model_call(
