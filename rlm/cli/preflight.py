@@ -3,8 +3,6 @@ usage problem (exit 2), found before anything is spent."""
 
 from __future__ import annotations
 
-import importlib.util
-
 from rlm.backends.watched import WatchedBackend
 from rlm.cli.errors import UsageProblem
 
@@ -23,21 +21,9 @@ def backend_for(preset: str, model: str | None, base_url: str | None) -> tuple[W
 
 
 def check_runtime(runtime: str, image: str | None) -> None:
-    """Fail now, not from inside the run, when no sandbox can start."""
-    if runtime == "local":
-        if importlib.util.find_spec("ipykernel") is None:
-            raise UsageProblem("the local runtime needs ipykernel: pip install 'rlm[local]'")
-        return
-    from rlm.errors import EngineNotFoundError, ImageNotFoundError
-    from rlm.sandbox.engine import get_engine
-    from rlm.sandbox.provisioner import default_image
+    """Fail now, not from inside the run, when no sandbox can start (the same check runs
+    on every node of a Ray cluster: rlm.batch.RuntimeProbe)."""
+    from rlm.batch.probe import RuntimeProbe
 
-    image = image or default_image()
-    try:
-        get_engine().require_image(image)
-    except EngineNotFoundError as exc:
-        raise UsageProblem(f"{exc} (`rlm doctor` checks the setup)") from None
-    except ImageNotFoundError:
-        raise UsageProblem(
-            f"kernel image {image} not found: build it with `rlm image build --tag {image}`"
-        ) from None
+    if (problem := RuntimeProbe(runtime, image)()) is not None:
+        raise UsageProblem(problem)
