@@ -125,6 +125,7 @@ def test_every_node_without_the_image_is_named_in_one_line(
     assert "\n" not in str(failure.value)
 
 
+@pytest.mark.container  # the other nodes' checks reach their engine
 def test_a_node_without_an_engine_is_named_in_the_one_line(
     ray_cluster: LoopbackCluster,
 ) -> None:
