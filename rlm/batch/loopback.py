@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -135,7 +136,11 @@ class LoopbackCluster:
     ) -> LoopbackNode:
         log = self.base / f"node-{ip}.log"
         command = [
-            shutil.which("ray") or "ray",
+            # Ray's CLI run by this interpreter: the nodes import the same rlm as the driver,
+            # whether or not the `ray` script is on PATH.
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
             "start",
             *role,
             f"--node-ip-address={ip}",
