@@ -4,8 +4,14 @@ one line, exit 2, no model called."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -17,6 +23,7 @@ from tests.fakes.model_server import FakeModelServer, Reply
 
 pytestmark = pytest.mark.ray
 
+ROOT = Path(__file__).resolve().parents[2]
 SNIAH = ("--backend", "openai", "--task", "sniah", "--lengths", "2^13", "-n", "4")
 
 
@@ -111,3 +118,45 @@ def test_ray_address_without_the_ray_executor_is_refused(
     result = run_eval(*ray, *SNIAH, "--out", str(tmp_path / "o.jsonl"))
     assert result.exit_code == 2
     assert "--ray-address needs --executor ray" in result.output
+
+
+def test_a_driver_stopped_mid_run_resumes_on_the_cluster(
+    ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    roots: list[str] = []
+    lock = threading.Lock()
+
+    def first_two_then_hang(request: Any) -> str | Reply:
+        with lock:
+            roots.append("root")
+            hang = len(roots) > 2
+        # The third task's model never answers (until the server stops).
+        return Reply(text="FINAL(late)", delay_s=60) if hang else needle_search(request)
+
+    openai_server.handler = first_two_then_hang
+    out = tmp_path / "r.jsonl"
+    command = [sys.executable, "-m", "rlm.cli", "eval", "--executor", "ray", "--ray-address",
+               ray_cluster.address, "--runtime", "local", "--concurrency", "1", *SNIAH,
+               "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    driver = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(1200):  # at most 120 s
+        if len(roots) >= 3:
+            break
+        time.sleep(0.1)
+    assert len(roots) == 3, "the third task never started"
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 128 + signal.SIGTERM, stderr
+    assert "stopped by SIGTERM; 2 result(s) kept" in stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
+        "sniah-8192-0", "sniah-8192-1",
+    ]  # fmt: skip
+
+    openai_server.handler = needle_search
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "4 task(s), 2 already in" in rerun.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [record["id"] for record in records] == [f"sniah-8192-{i}" for i in range(4)]
+    assert [record["score"] for record in records] == [1.0] * 4
