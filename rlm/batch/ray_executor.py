@@ -228,7 +228,7 @@ async def _cancel(refs: list[Any], running: Collection[asyncio.Future[Any]]) -> 
     """Stop jobs still running: interrupt them (a job then closes its sandbox), and kill the
     workers of those that do not finish within CANCEL_GRACE_S (a job stuck in a blocking
     call does not see the interrupt). A killed job's container is removed by the next rlm
-    sandbox started on that node, which sweeps those of dead owners."""
+    process to start a sandbox on that node, which sweeps those of dead owners."""
     ray = require_ray()
     for future in running:
         # Nobody reads these outcomes (mostly "cancelled"): mark them read, or asyncio logs
