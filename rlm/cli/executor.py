@@ -25,8 +25,8 @@ def executor_options(command: F) -> F:
     command = click.option(
         "--ray-address",
         metavar="ADDR",
-        help="With --executor ray: the head's host:port, or 'auto' (default: the cluster "
-        "this machine belongs to, or $RAY_ADDRESS).",
+        help="With --executor ray: the head's host:port (default: auto, the cluster this "
+        "machine belongs to).",
     )(command)
     return click.option(
         "--executor",
