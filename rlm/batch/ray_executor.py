@@ -216,6 +216,11 @@ class RayExecutor(Executor):
                 f"the Ray cluster at {self.address} did not answer within "
                 f"{self.connect_timeout_s:g} s"
             )
+        if isinstance(outcome[0], ConnectionError) and self.address == "auto":
+            raise ExecutorSetupError(
+                "no running Ray cluster found from this machine (address 'auto'): start one "
+                "(ray start --head) or give the head's host:port"
+            )
         if outcome[0] is not None:
             first_line = str(outcome[0]).strip().splitlines()[0] if str(outcome[0]) else ""
             raise ExecutorSetupError(
