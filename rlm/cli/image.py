@@ -37,17 +37,21 @@ def build_command(
     runtime_hash: str,
     context_dir: Path,
     ca_bundle: Path | None = None,
+    extra_packages: str = "",
 ) -> list[str]:
     """The engine command building the kernel image from a staged `context_dir`.
 
     `ca_bundle` (Podman only) is the host's CA bundle, mounted into the build steps for
     pip behind a TLS-inspecting proxy; it is never copied into the image.
+    `extra_packages` are pip requirement specs installed beside the default data stack.
     """
     command = [
         engine, "build", "-f", str(context_dir / "Containerfile"), "-t", tag,
         "--build-arg", f"BASE_IMAGE={base_image}",
         "--build-arg", f"RUNTIME_HASH={runtime_hash}",
     ]  # fmt: skip
+    if extra_packages:
+        command += ["--build-arg", f"EXTRA_PACKAGES={extra_packages}"]
     if ca_bundle is not None and Path(engine).name == "podman":
         certs = ca_bundle.parent
         command += ["-v", f"{certs}:{certs}:ro", "--build-arg", f"PIP_CERT={ca_bundle}"]
@@ -124,7 +128,13 @@ def image() -> None:
 )
 @click.option("--tag", help="Image name (default: $RLM_IMAGE, else localhost/rlm-kernel:VERSION).")
 @click.option("--engine", help="Engine executable (default: podman, else docker).")
-def build(base_image: str, tag: str | None, engine: str | None) -> int:
+@click.option(
+    "--extra-packages",
+    default="",
+    metavar="SPECS",
+    help='More pip packages for the kernel, e.g. "scipy lxml>=5" (space-separated).',
+)
+def build(base_image: str, tag: str | None, engine: str | None, extra_packages: str) -> int:
     """Build the kernel image from this checkout, labelled with its runtime hash."""
     from rlm.kernel_image import runtime_hash
     from rlm.sandbox.provisioner import default_image
@@ -140,6 +150,7 @@ def build(base_image: str, tag: str | None, engine: str | None) -> int:
             runtime_hash=runtime_hash(),
             context_dir=stage_context(Path(staging)),
             ca_bundle=HOST_CA_BUNDLE if HOST_CA_BUNDLE.is_file() else None,
+            extra_packages=" ".join(extra_packages.split()),
         )
         console.print(f"rlm: {escape(' '.join(command))}")
         status, tail = stream_build(command, console)

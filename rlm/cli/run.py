@@ -252,6 +252,8 @@ def _run(
                 f"{result.stats.iterations} iteration(s), {result.stats.total_sub_calls} "
                 f"sub-call(s); spent {spent_text}"
             )
+            if result.finish == "unmarked":
+                console.print("rlm: the answer is the model's prose: it never called FINAL")
         return ExitCode.OK
     if setup_error := backend.setup_error:
         console.print(f"rlm: error: {escape(str(setup_error))}")
@@ -295,6 +297,7 @@ def _result_json(request: RunRequest, model: str, rlm: Any, result: Any) -> dict
         "success": result.success,
         "answer": result.answer,
         "error": result.error,
+        "finish": result.finish,
         "backend": request.backend,
         "model": model,
         "recursive_model": rlm.recursive_model,

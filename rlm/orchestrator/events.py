@@ -81,14 +81,16 @@ EVENT_FIELDS: Mapping[str, tuple[str, ...]] = {
         "child_run_id",
         "usage",
     ),
-    # The run ended with an answer.
-    "final": ("iteration", "answer"),
+    # The run ended with an answer. finish says how it was given (rlm.orchestrator.finish:
+    # "final", "final_var", "answer_dict" or "unmarked", a prose answer with no marker).
+    "final": ("iteration", "answer", "finish"),
     # The run ended without an answer it could stand by. kind: "budget" (a limit of
     # BudgetLimits), "max_iterations", "model" (the backend failed), "internal" (the
     # sandbox or anything else). partial_answer is the best answer it had, maybe "".
     "error": ("iteration", "error", "kind", "budget", "partial_answer"),
-    # A completion ended (root runs only): its result and statistics (RLMStats fields).
-    "end": ("success", "error", "answer", "stats"),
+    # A completion ended (root runs only): its result, how the answer was given (as in
+    # "final"; null without an answer) and statistics (RLMStats fields).
+    "end": ("success", "error", "answer", "finish", "stats"),
 }
 
 

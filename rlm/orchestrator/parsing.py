@@ -1,15 +1,22 @@
-"""Reading a model reply: the code blocks to run, and a FINAL written outside code.
+"""Reading a model reply: the code blocks to run, the prose around them, and a FINAL
+written in that prose.
 
-Runnable blocks are fenced with ```repl, ```python, ```python3 or ```py; other fences
-(```text, a bare ```) are prose. A FINAL written as text counts only when the reply has
-no runnable block and the marker starts a line outside every fence:
+Fences are read as CommonMark does (markdown-it): a longer closer (````) closes a fence,
+and a fence left open runs to the end of the reply. A block runs when its label (the
+first word of the info string, trailing punctuation dropped) is repl, python, python3,
+py or ipython; a fence with another label that names no other language (```pez,
+a typo) runs only if its body parses as Python statements that do something. A bare
+fence, an indented block and a ```text/```json/... fence never run: models quote output
+and plans in them.
 
-    FINAL(answer text)        -> the answer; a quoted literal is unquoted
-    FINAL_VAR(name)           -> the loop evaluates FINAL_VAR('name') in the sandbox
+A marker counts only in prose, starting a line (after quote or emphasis marks), never
+inside a fence, an indented block or backticks:
 
-With code present, a textual FINAL is ignored: it was written before the code ran, so
-it cannot reflect the output. A FINAL inside code is the kernel's business: it reports
-the answer in ExecuteResult.final.
+    FINAL(answer text)   -> the answer; a quoted literal is unquoted; a bare identifier
+                            is the variable of that name if the REPL has one
+    FINAL_VAR(name)      -> the value of that variable, read in the sandbox
+
+What the loop does with a marker written next to code is its business (run.py).
 """
 
 from __future__ import annotations
@@ -18,21 +25,40 @@ import ast
 import re
 from dataclasses import dataclass
 
-RUNNABLE = frozenset({"repl", "python", "python3", "py"})
+from markdown_it import MarkdownIt
 
-_FENCE = re.compile(
-    r"^[ \t]*```[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<code>.*?)^[ \t]*```[ \t]*$",
-    re.MULTILINE | re.DOTALL,
-)
-_MARKER = re.compile(r"^[ \t]*(?P<kind>FINAL_VAR|FINAL)\(", re.MULTILINE)
+RUNNABLE = frozenset({"repl", "python", "python3", "py", "py3", "ipython", "ipython3"})
+# Labels of fences that hold something other than Python: never run, whatever they hold.
+NOT_PYTHON = frozenset(
+    {
+        "text", "txt", "plaintext", "plain", "output", "out", "result", "console", "log",
+        "bash", "sh", "shell", "zsh", "json", "jsonl", "yaml", "yml", "toml", "ini", "csv",
+        "tsv", "markdown", "md", "html", "xml", "sql", "diff", "javascript", "js",
+        "typescript", "ts", "c", "cpp", "java", "go", "rust", "r", "ruby", "latex", "tex",
+        "math", "mermaid",
+    }
+)  # fmt: skip
+
+_MARKDOWN = MarkdownIt("commonmark")
+_LABEL = re.compile(r"[A-Za-z0-9_+-]*")
+_MARKER = re.compile(r"^[ \t>*_]*(?P<kind>FINAL_VAR|FINAL)[ \t]*\(", re.MULTILINE)
 _NAME = re.compile(r"[A-Za-z_]\w*")
+# Statements that act: a model's code has at least one; quoted output or a plan rarely does.
+_ACTING = (
+    ast.Assign, ast.AugAssign, ast.Import, ast.ImportFrom, ast.For, ast.While, ast.If,
+    ast.With, ast.FunctionDef, ast.AsyncFunctionDef, ast.Try, ast.ClassDef,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class TextFinal:
-    """A FINAL written outside code: an answer, or the name of a variable to read."""
+    """A FINAL written in prose.
 
-    kind: str  # "answer" or "var"
+    kind: "answer" (the text itself), "var" (FINAL_VAR: the variable `value` names), or
+    "name" (FINAL(identifier): that variable if the REPL has it, else the text).
+    """
+
+    kind: str
     value: str
 
 
@@ -40,17 +66,39 @@ class TextFinal:
 class ParsedReply:
     code_blocks: list[str]
     final: TextFinal | None
+    prose: str  # the reply without its fences and indented blocks
 
 
 def parse_reply(text: str) -> ParsedReply:
-    blocks = [
-        match["code"].rstrip()
-        for match in _FENCE.finditer(text)
-        if match["lang"].lower() in RUNNABLE and match["code"].strip()
-    ]
-    if blocks:
-        return ParsedReply(blocks, None)
-    return ParsedReply([], _text_final(_FENCE.sub("", text)))
+    lines = text.splitlines()
+    blocks: list[str] = []
+    quoted: set[int] = set()
+    for token in _MARKDOWN.parse(text):
+        if token.type not in ("fence", "code_block") or token.map is None:
+            continue
+        quoted.update(range(*token.map))
+        label = _LABEL.match(token.info.strip())[0].lower()  # type: ignore[index]
+        code = token.content.rstrip()
+        if token.type == "fence" and code.strip() and _runs(label, code):
+            blocks.append(code)
+    prose = "\n".join(line for number, line in enumerate(lines) if number not in quoted)
+    return ParsedReply(blocks, _text_final(prose), prose)
+
+
+def _runs(label: str, code: str) -> bool:
+    if label in RUNNABLE:
+        return True
+    if not label or label in NOT_PYTHON:
+        return False
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return False
+    return any(
+        isinstance(node, _ACTING)
+        or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call | ast.Await))
+        for node in tree.body
+    )
 
 
 def _text_final(prose: str) -> TextFinal | None:
@@ -58,9 +106,11 @@ def _text_final(prose: str) -> TextFinal | None:
     if match is None:
         return None
     inner = _balanced(prose[match.end() :]).strip()
+    value = _unquote(inner).strip()
     if match["kind"] == "FINAL_VAR":
-        name = _unquote(inner).strip()
-        return TextFinal("var", name) if _NAME.fullmatch(name) else None
+        return TextFinal("var", value) if _NAME.fullmatch(value) else None
+    if value == inner and _NAME.fullmatch(inner):
+        return TextFinal("name", inner)
     return TextFinal("answer", _unquote(inner))
 
 

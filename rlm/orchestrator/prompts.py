@@ -118,6 +118,14 @@ def no_code_turn(replies_left: int) -> str:
     )
 
 
+def refused_final_note() -> str:
+    return (
+        "Your FINAL(...) outside the code blocks was not taken: it was written before the "
+        "code ran, so it cannot reflect the output above. If the output confirms it, call "
+        "FINAL(...) inside a ```repl block, or reply with only FINAL(your answer)."
+    )
+
+
 def last_chance_turn() -> str:
     return (
         "You have no replies left. Give your final answer now: a ```repl block that calls "

@@ -143,9 +143,12 @@ class RLM:
             success=outcome.success,
             error=outcome.error,
             answer=outcome.answer,
+            finish=outcome.finish,
             stats=asdict(stats),
         )
-        return RLMResult(outcome.answer, stats, outcome.history, outcome.success, outcome.error)
+        return RLMResult(
+            outcome.answer, stats, outcome.history, outcome.success, outcome.error, outcome.finish
+        )
 
     def completion(self, context: Context, query: str) -> RLMResult:
         """Blocking variant of `acompletion`. Inside a running event loop (a notebook,

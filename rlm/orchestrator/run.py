@@ -24,6 +24,7 @@ from rlm.errors import BackendError, RLMError
 from rlm.orchestrator import feedback, prompts
 from rlm.orchestrator.budget import BudgetExceeded
 from rlm.orchestrator.events import preview
+from rlm.orchestrator.finish import Finish, plan
 from rlm.orchestrator.parsing import parse_reply
 from rlm.orchestrator.tree import RunTree
 from rlm.sandbox import ExecuteResult, LLMRequest, Sandbox
@@ -44,6 +45,8 @@ class Outcome:
     kind: str | None = None
     """Why a failed run failed: the `kind` of its error event."""
     budget: str | None = None
+    finish: Finish | None = None
+    """How a successful run's answer was given (rlm.orchestrator.finish)."""
 
 
 class Run:
@@ -116,7 +119,12 @@ class Run:
     def _report(self, outcome: Outcome) -> None:
         """The run's last event: its final answer or its error."""
         if outcome.success:
-            self._emit("final", iteration=self.history[-1]["iteration"], answer=outcome.answer)
+            self._emit(
+                "final",
+                iteration=self.history[-1]["iteration"],
+                answer=outcome.answer,
+                finish=outcome.finish,
+            )
             return
         self._emit(
             "error",
@@ -139,13 +147,13 @@ class Run:
                 sandbox, system, messages, iteration, settings.max_iterations - iteration
             )
             if answer is not None:
-                return self._succeed(answer)
+                return self._succeed(*answer)
         # One last call asks for the answer; it shares the last user turn so roles alternate.
         messages[-1]["content"] += "\n\n" + prompts.last_chance_turn()
         last = settings.max_iterations + 1
-        answer = await self._step(sandbox, system, messages, last, 0)
+        answer = await self._step(sandbox, system, messages, last, 0, last=True)
         if answer is not None:
-            return self._succeed(answer)
+            return self._succeed(*answer)
         return self._failure(
             f"max_iterations={settings.max_iterations} reached without a final answer",
             "max_iterations",
@@ -159,7 +167,9 @@ class Run:
         messages: list[dict[str, str]],
         iteration: int,
         replies_left: int,
-    ) -> str | None:
+        *,
+        last: bool = False,
+    ) -> tuple[str, Finish] | None:
         """One model reply and its code; returns the final answer if the reply gave one."""
         completion = await self.tree.call_model(
             messages, self.model, system=system, root=self.depth == 0
@@ -191,30 +201,28 @@ class Run:
             latency_s=completion.latency_s,
         )
         messages.append({"role": "assistant", "content": completion.text})
-        if reply.final is not None and reply.final.kind == "answer":
-            return reply.final.value
-        if reply.final is not None:
-            blocks = [f"FINAL_VAR({reply.final.value!r})"]
-        elif reply.code_blocks:
-            blocks = reply.code_blocks
-        else:
+        taken = plan(reply, last=last)
+        if taken.answer is not None and taken.finish is not None:
+            return taken.answer, taken.finish
+        if not taken.blocks:
             messages.append({"role": "user", "content": prompts.no_code_turn(replies_left)})
             return None
 
-        outputs, answer = await self._run_blocks(sandbox, blocks, iteration)
+        outputs, answer = await self._run_blocks(sandbox, taken.blocks, iteration)
         if self.tree.budget.exceeded is not None:
             # A limit was hit while the code ran: even a FINAL reached now is partial.
-            self.partial = answer if answer is not None else self.partial
+            self.partial = answer[0] if answer is not None else self.partial
             raise self.tree.budget.exceeded
         if answer is None:
-            messages.append(
-                {"role": "user", "content": prompts.feedback_turn(outputs, replies_left)}
-            )
+            turn = prompts.feedback_turn(outputs, replies_left)
+            if taken.note is not None:
+                turn = f"{taken.note}\n\n{turn}"
+            messages.append({"role": "user", "content": turn})
         return answer
 
     async def _run_blocks(
         self, sandbox: Sandbox, blocks: list[str], iteration: int
-    ) -> tuple[list[str], str | None]:
+    ) -> tuple[list[str], tuple[str, Finish] | None]:
         """Execute blocks in order until one finishes the run or fails."""
         limit = max(self.tree.settings.max_output_chars // len(blocks), 1000)
         outputs: list[str] = []
@@ -223,7 +231,7 @@ class Run:
             self._record_execute(iteration, index, code, result)
             outputs.append(feedback.block_output(index, result, limit))
             if result.final is not None:
-                return outputs, result.final
+                return outputs, (result.final, _finish_of(result))
             if result.error is not None and index < len(blocks):
                 # Later blocks usually build on this one; running them would only pile
                 # up follow-on errors (or spend sub-calls on bad data).
@@ -258,9 +266,10 @@ class Run:
         self._entry["outputs"].append(record)
         self._emit("execute", iteration=iteration, code=code, **record)
 
-    def _succeed(self, answer: str) -> Outcome:
+    def _succeed(self, answer: str, finish: Finish) -> Outcome:
         self.history[-1]["final"] = answer
-        return Outcome(answer, True, None, self.history)
+        self.history[-1]["finish"] = finish.value
+        return Outcome(answer, True, None, self.history, finish=finish)
 
     # --- sub-calls -------------------------------------------------------------------
 
@@ -327,6 +336,13 @@ class Run:
         self.tree.emit(
             event_type, run_id=self.id, parent_id=self.parent_id, depth=self.depth, **fields
         )
+
+
+def _finish_of(result: ExecuteResult) -> Finish:
+    try:
+        return Finish(result.finish)
+    except ValueError:  # a kernel that does not say: it can only have been FINAL
+        return Finish.FINAL
 
 
 def _describe(exc: BaseException) -> str:

@@ -50,6 +50,8 @@ class ExecuteResult:
     counts output characters cut by the caps (in the kernel and on the host). `timed_out`
     means the code ran past its timeout and was interrupted; `restarted` means the kernel
     had to be restarted (state lost), after a timeout it ignored or after it died.
+    `finish` says how `final` was given ("final", "final_var", "answer_dict"); None from
+    a kernel older than that field.
     """
 
     stdout: str = ""
@@ -57,6 +59,7 @@ class ExecuteResult:
     results: list[str] = field(default_factory=list)
     error: ExecuteError | None = None
     final: str | None = None
+    finish: str | None = None
     duration: float = 0.0
     dropped_chars: int = 0
     timed_out: bool = False

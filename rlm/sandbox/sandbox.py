@@ -392,6 +392,8 @@ class _Collector:
         extra = extra if isinstance(extra, dict) else {}
         final = extra.get(protocol.REPLY_FINAL)
         self.result.final = final if isinstance(final, str) else None
+        finish = extra.get(protocol.REPLY_FINISH)
+        self.result.finish = finish if isinstance(finish, str) and self.result.final else None
         dropped = extra.get(protocol.REPLY_OUTPUT_DROPPED)
         self.result.dropped_chars += dropped if isinstance(dropped, int) and dropped > 0 else 0
         restored = extra.get(protocol.REPLY_RESTORED)

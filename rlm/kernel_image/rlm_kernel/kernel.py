@@ -67,6 +67,7 @@ class RLMKernel(IPythonKernel):
         super().__init__(**kwargs)
         self.runtime = Runtime.from_environment()
         self.runtime.install(self.shell.user_ns)
+        self.shell.set_custom_exc((NameError,), self._explain_name_error)
         limit = os.environ.get(Env.OUTPUT_LIMIT, protocol.DEFAULT_OUTPUT_LIMIT)
         self.output_cap = OutputCap(int(limit))
         for stream in (sys.stdout, sys.stderr):
@@ -76,6 +77,15 @@ class RLMKernel(IPythonKernel):
         self._execute_sleep = 0.0
         # rlm's own host never shows the code back; Jupyter front ends want it echoed.
         self.echo_input = os.environ.get(Env.ECHO_INPUT, "1") != "0"
+
+    def _explain_name_error(
+        self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
+    ) -> Any:
+        """Add the REPL's names and the user's variables to an unknown name's NameError."""
+        missing = getattr(value, "name", None)
+        if missing is not None and value.args:  # raised by Python, not by FINAL_VAR
+            value.args = (f"{value.args[0]}{self.runtime.name_hint(missing)}", *value.args[1:])
+        return shell.showtraceback((etype, value, tb), tb_offset=tb_offset)
 
     def _publish_execute_input(self, code: str, parent: Any, execution_count: int) -> None:
         if self.echo_input:
@@ -92,7 +102,7 @@ class RLMKernel(IPythonKernel):
         cell_meta: dict | None = None,
         cell_id: str | None = None,
     ) -> dict[str, Any]:
-        self.runtime.final = None
+        self.runtime.final = self.runtime.finish = None
         self.output_cap.reset()
         reply = await super().do_execute(
             code,
@@ -103,9 +113,12 @@ class RLMKernel(IPythonKernel):
             cell_meta=cell_meta,
             cell_id=cell_id,
         )
+        if reply.get("status") == "ok":  # not from a block that failed after setting it
+            self.runtime.check_answer_dict()
         # The host reads these from the execute_reply: no extra round trip per execute.
         reply[protocol.REPLY_KEY] = {
             protocol.REPLY_FINAL: self.runtime.final,
+            protocol.REPLY_FINISH: self.runtime.finish,
             protocol.REPLY_OUTPUT_DROPPED: self.output_cap.dropped,
             protocol.REPLY_RESTORED: self.runtime.restore_reserved(),
         }

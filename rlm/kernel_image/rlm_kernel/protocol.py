@@ -111,6 +111,9 @@ class Signer:
 REPLY_KEY = "rlm"
 """execute_reply[REPLY_KEY] holds the fields below: no extra round trip per execute."""
 REPLY_FINAL = "final"  # str | None: the answer FINAL recorded
+# str | None: how it was given: "final", "final_var" or "answer_dict" (added after "final":
+# a host reading an older kernel's reply finds no such key)
+REPLY_FINISH = "finish"
 REPLY_OUTPUT_DROPPED = "output_dropped"  # int: output characters the kernel did not send
 REPLY_RESTORED = "restored"  # list[str]: reserved names user code rebound, now put back
 

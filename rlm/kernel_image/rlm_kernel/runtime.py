@@ -2,7 +2,17 @@
 
 CONTEXT is read once from a file the host mounts read-only; it never travels over ZMQ.
 FINAL / FINAL_VAR record an answer that the kernel returns in the execute_reply, so the
-host learns it without an extra round trip.
+host learns it without an extra round trip, together with how the run finished.
+
+FINAL_VAR(x), most specific rule first:
+1. x is not a str (a number, list, dict, ...): x itself is the answer.
+2. x is a str naming a variable (the caller's, then the REPL's): that variable's value.
+3. x is the value of a variable (FINAL_VAR(answer) rather than FINAL_VAR("answer")), an
+   llm_query answer, or a text with whitespace in it: x itself.
+4. Otherwise x looks like a name that names nothing: NameError listing the defined
+   names, and nothing is final.
+Answers that are not str are written as JSON when they are lists or dicts, else str().
+None is refused: FINAL(None) is almost always FINAL(print(...)) or a missing return.
 """
 
 from __future__ import annotations
@@ -14,9 +24,10 @@ import math
 import mmap
 import os
 import re
+import sys
 from typing import Any
 
-from rlm_kernel import protocol
+from rlm_kernel import dialects, protocol
 from rlm_kernel.callback import CallbackClient, LLMQueryError
 from rlm_kernel.protocol import Env
 
@@ -33,6 +44,20 @@ def load_context(path: str, fmt: str) -> Any:
     return json.loads(text) if fmt == "json" else text
 
 
+def format_answer(value: Any) -> str:
+    """The text of an answer given as any value."""
+    if value is None:
+        raise ValueError("the answer is None: pass the answer itself (a str, number, list or dict)")
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple | dict):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            pass  # e.g. non-str keys: fall back to Python's own spelling
+    return str(value)
+
+
 class Runtime:
     """Owns the reserved names of one kernel and the answer recorded by FINAL."""
 
@@ -40,6 +65,8 @@ class Runtime:
         self.context = context
         self._client = client
         self.final: str | None = None
+        # How the answer was given: "final", "final_var" or "answer_dict".
+        self.finish: str | None = None
         self.reserved: dict[str, Any] = {
             "CONTEXT": context,
             "context": context,
@@ -50,6 +77,7 @@ class Runtime:
             "set_context": self.set_context,
         }
         self._namespace: dict[str, Any] = {}
+        self._builtin: set[str] = set()
 
     @classmethod
     def from_environment(cls) -> Runtime:
@@ -68,6 +96,30 @@ class Runtime:
         self._namespace = namespace
         namespace.update(re=re, json=json, math=math, collections=collections, itertools=itertools)
         namespace.update(self.reserved)
+        namespace.update(
+            rlm_query=self.llm_query,
+            rlm_query_batched=self.llm_query_batched,
+            SHOW_VARS=self.SHOW_VARS,
+            answer=dialects.preset_answer(),
+        )
+        namespace.update(dict.fromkeys(dialects.CONTEXT_ALIASES, self.context))
+        # Everything present before user code runs (IPython's own names too) is not the
+        # user's; `answer` is, once user code rebinds or fills it.
+        self._builtin = set(namespace) - {"answer"}
+
+    def user_names(self) -> list[str]:
+        return dialects.user_names(self._namespace, self._builtin)
+
+    def name_hint(self, missing: str | None) -> str:
+        """What an unknown name's NameError adds: the REPL's names and the user's."""
+        return dialects.name_hint(missing, self._namespace, self._builtin)
+
+    def check_answer_dict(self) -> None:
+        """Finish with answer["content"] if the block set answer["ready"] = True."""
+        if self.final is None:
+            ready, content = dialects.ready_answer(self._namespace)
+            if ready:
+                self._record(content, "answer_dict")
 
     def restore_reserved(self) -> list[str]:
         """Put back any reserved name user code rebound; return the names restored."""
@@ -81,10 +133,10 @@ class Runtime:
     # --- names user code calls ---------------------------------------------------
 
     def llm_query(self, prompt: str, model: str | None = None) -> str:
-        """Ask the sub-model; returns its answer as a string."""
+        """Ask the sub-model; returns its answer as a string (which `await` also accepts)."""
         client = self._require_client()
         reply = client.call(protocol.LLM_QUERY, {"prompt": str(prompt), "model": model})
-        return reply["result"]
+        return dialects.Answer(reply["result"])
 
     def llm_query_batched(self, prompts: list[str], model: str | None = None) -> list[str]:
         """Ask the sub-model several prompts at once; answers come back in order.
@@ -96,24 +148,57 @@ class Runtime:
         reply = client.call(
             protocol.LLM_QUERY_BATCHED, {"prompts": [str(p) for p in prompts], "model": model}
         )
-        return [
-            item["result"] if item["status"] == "ok" else f"[llm_query failed: {item['error']}]"
+        return dialects.Answers(
+            dialects.Answer(item["result"])
+            if item["status"] == "ok"
+            else f"[llm_query failed: {item['error']}]"
             for item in reply["results"]
-        ]
+        )
 
     def FINAL(self, answer: Any) -> str:
         """Record the final answer; the run ends after this code block."""
-        self.final = answer if isinstance(answer, str) else str(answer)
-        return self.final
+        return self._record(answer, "final")
 
     def FINAL_VAR(self, name: Any) -> str:
-        """Record the variable called `name` as the final answer."""
+        """Record the variable called `name` (or a value passed in its place) as the answer."""
         if not isinstance(name, str):
-            raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('x')")
-        key = name.strip()
-        if key not in self._namespace:
-            raise NameError(f"FINAL_VAR: no variable named {key!r}")
-        return self.FINAL(self._namespace[key])
+            return self._record(name, "final_var")
+        caller = sys._getframe(1).f_locals
+        key = name.strip().strip("'\"`")
+        for scope in (caller, self._namespace):
+            if key.isidentifier() and key in scope:
+                return self._record(scope[key], "final_var")
+        if isinstance(name, dialects.Answer) or self._is_a_value(name, caller) or " " in key:
+            return self._record(name, "final_var")
+        names = ", ".join(self.user_names()) or "none yet"
+        raise NameError(
+            f"FINAL_VAR: no variable named {key!r} exists; your variables: {names}. "
+            "Pass a variable (FINAL_VAR(x)) or its name (FINAL_VAR('x')), or use FINAL(answer)"
+        )
+
+    def SHOW_VARS(self) -> str:
+        """The user's variables and their types."""
+        return dialects.show_vars(self._namespace, self._builtin)
+
+    def _is_a_value(self, text: str, caller: dict[str, Any]) -> bool:
+        """True if `text` is the very object some variable holds: it was passed as one."""
+        scopes = (caller, self._namespace)
+        return any(
+            value is text
+            for scope in scopes
+            for name, value in scope.items()
+            if not name.startswith("_")
+        )
+
+    def _record(self, value: Any, finish: str) -> str:
+        if dialects.is_answer_dict(value):
+            # FINAL_VAR(answer) on the preset dict: its content is the answer, if any.
+            value = value["content"]
+            if not str(value).strip():
+                raise ValueError('answer["content"] is empty: put the answer in it first')
+        self.final = format_answer(value)
+        self.finish = finish
+        return self.final
 
     def set_context(self, value: Any) -> None:
         """Replace CONTEXT (and `context`): a str, or a list/dict. CONTEXT itself is reserved."""
@@ -122,6 +207,7 @@ class Runtime:
         self.context = value
         self.reserved["CONTEXT"] = self.reserved["context"] = value
         self._namespace["CONTEXT"] = self._namespace["context"] = value
+        self._namespace.update(dict.fromkeys(dialects.CONTEXT_ALIASES, value))
 
     def load_context_file(self, path: str, fmt: str) -> None:
         """Replace CONTEXT from a file the host wrote (a pooled kernel gets its data here)."""
