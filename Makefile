@@ -7,7 +7,7 @@ IMAGE ?= localhost/rlm-kernel:$(VERSION)
 BASE_IMAGE ?= python:3.12-slim
 LOCAL_BASE ?= localhost/rlm-base:bookworm
 
-.PHONY: setup install image base-image test test-rootless bench bench-ray lint
+.PHONY: setup install image base-image test test-rootless bench bench-ray replay lint
 
 setup:
 	bash scripts/setup-host.sh
@@ -36,6 +36,12 @@ bench:
 # Ray executor vs local, and throughput at 1 and 2 nodes (needs pip install '.[ray]').
 bench-ray:
 	$(PYTHON) -m rlm.bench_ray
+
+# The dialect corpus (tests/dialects/corpus) through the real loop: the share of blocks
+# that run and of runs that reach an answer. RUNTIME=local skips the containers.
+RUNTIME ?= container
+replay:
+	$(PYTHON) -m tests.dialects.replay --runtime $(RUNTIME)
 
 lint:
 	ruff check .

@@ -32,7 +32,8 @@ gives a string starting with "[llm_query failed:" instead.
 - FINAL(answer): finish the task with `answer` (a string).
 - FINAL_VAR(name): finish with the value of the variable called `name` (pass the name \
 as a string, e.g. FINAL_VAR("summary")).
-- The modules re, json, math, collections and itertools, already imported.
+- The modules re, json, math, collections and itertools, already imported; numpy and \
+pandas are installed (import them if you need them).
 
 A good way to work:
 1. Look before you read: check the type and length, print short slices, find the \
@@ -67,7 +68,8 @@ only what your code prints, and long output is cut. Write code in ```repl blocks
 run in order and variables persist. Available: llm_query(prompt) -> str asks a model \
 that sees only the prompt; llm_query_batched(prompts) -> list[str] runs many prompts \
 concurrently (use it on chunks of CONTEXT, then combine the answers); re, json, math, \
-collections, itertools. Finish inside a ```repl block with FINAL(answer) or \
+collections, itertools (imported), numpy and pandas (installed). Finish inside a ```repl \
+block with FINAL(answer) or \
 FINAL_VAR("variable_name"). You have {max_iterations} replies."""
 
 CHILD_QUERY = (

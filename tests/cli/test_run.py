@@ -33,10 +33,11 @@ def test_json_holds_the_whole_result(openai_server: FakeModelServer, cats: Path)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {
-        "success", "answer", "error", "backend", "model", "recursive_model", "stats",
+        "success", "answer", "error", "finish", "backend", "model", "recursive_model", "stats",
         "cost_summary", "history", "child_runs",
     }  # fmt: skip
     assert (data["success"], data["answer"], data["error"]) == (True, "3 cats", None)
+    assert data["finish"] in ("final", "final_var")
     assert (data["backend"], data["model"]) == ("openai", "gpt-4o")
     assert data["stats"]["iterations"] == 2
     assert data["stats"]["total_sub_calls"] == 1

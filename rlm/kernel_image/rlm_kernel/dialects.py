@@ -1,7 +1,8 @@
 """What other RLM runtimes taught models to write, accepted here but never advertised.
 
-- `context_0` and `completion_context`: the official runtime's names for its (first)
-  context payload. rlm loads one context, so both are CONTEXT itself, whatever its type.
+- `context_0`, `completion_context`, `session_context_0`: the official runtime's names
+  for its (first) context payload. rlm loads one context, so each is CONTEXT itself,
+  whatever its type; there is no context_1.
 - `rlm_query` / `rlm_query_batched`: recursive sub-calls. llm_query already recurses
   (a child run below max_depth), so they are llm_query and llm_query_batched.
 - `SHOW_VARS()`: the user's variables and their types.
@@ -33,7 +34,7 @@ DOCUMENTED = (
     "collections",
     "itertools",
 )
-CONTEXT_ALIASES = ("context_0", "completion_context")
+CONTEXT_ALIASES = ("context_0", "completion_context", "session_context_0")
 
 
 class Answer(str):
