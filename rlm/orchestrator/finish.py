@@ -1,4 +1,5 @@
-"""How a run finished, and the answer of a reply that gave one without a marker.
+"""How a reply is taken (`plan`: an answer, code to run, or neither), how a run finished,
+and the answer of a reply that gave one without a marker.
 
 `Finish` names how an answer came: the value RLMResult.finish and the trace's `final`
 and `end` events carry, so a user can tell a marked answer from a prose fallback.

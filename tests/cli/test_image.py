@@ -44,6 +44,17 @@ def test_docker_command_has_no_build_mount(tmp_path: Path) -> None:
     assert command[-1] == str(tmp_path)
 
 
+def test_extra_packages_become_one_build_arg(tmp_path: Path) -> None:
+    command = build_command(
+        "docker", tag="t", base_image="b", runtime_hash="h", context_dir=tmp_path,
+        extra_packages="scipy lxml>=5",
+    )  # fmt: skip
+    assert "EXTRA_PACKAGES=scipy lxml>=5" in command
+    assert command[command.index("EXTRA_PACKAGES=scipy lxml>=5") - 1] == "--build-arg"
+    plain = build_command("docker", tag="t", base_image="b", runtime_hash="h", context_dir=tmp_path)
+    assert not any(arg.startswith("EXTRA_PACKAGES") for arg in plain)
+
+
 def test_the_build_context_holds_only_the_containerfile_and_runtime(tmp_path: Path) -> None:
     staged = stage_context(tmp_path)
     files = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
