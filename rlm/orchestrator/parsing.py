@@ -9,7 +9,8 @@ a typo) runs only if its body parses as Python statements that do something. A b
 fence, an indented block and a ```text/```json/... fence never run: models quote output
 and plans in them.
 
-A marker counts only in prose, starting a line (after quote or emphasis marks), never
+A reasoning model's <think>...</think> section is dropped first: nothing in it runs or
+finishes. A marker counts only in prose, starting a line (after quote or emphasis marks), never
 inside a fence, an indented block or backticks:
 
     FINAL(answer text)   -> the answer; a quoted literal is unquoted; a bare identifier
@@ -39,7 +40,11 @@ NOT_PYTHON = frozenset(
     }
 )  # fmt: skip
 
-_MARKDOWN = MarkdownIt("commonmark")
+# Without HTML blocks: a line like <think> or <answer> would otherwise swallow the fence
+# that follows it, up to the next blank line.
+_MARKDOWN = MarkdownIt("commonmark").disable("html_block")
+# A reasoning model's thinking: drafts, not the reply. Nothing in it runs or finishes.
+_THINKING = re.compile(r"<think(?:ing)?>.*?</think(?:ing)?>", re.DOTALL | re.IGNORECASE)
 _LABEL = re.compile(r"[A-Za-z0-9_+-]*")
 _MARKER = re.compile(r"^[ \t>*_]*(?P<kind>FINAL_VAR|FINAL)[ \t]*\(", re.MULTILINE)
 _NAME = re.compile(r"[A-Za-z_]\w*")
@@ -70,6 +75,7 @@ class ParsedReply:
 
 
 def parse_reply(text: str) -> ParsedReply:
+    text = _THINKING.sub("", text)
     lines = text.splitlines()
     blocks: list[str] = []
     quoted: set[int] = set()

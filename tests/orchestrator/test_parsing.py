@@ -48,6 +48,8 @@ def test_textual_final_var_next_to_code_runs_after_it() -> None:
         ("```output\nx = 1\n```", []),
         ("```\nprint(1)\n```", []),  # bare fences hold quoted output and plans
         ("    x = 1\n", []),  # an indented block
+        ("<think>\nplan\n</think>\n```repl\nx = 1\n```", ["x = 1"]),  # no blank line after
+        ("<think>\n```repl\ndraft = 1\n```\n</think>\n\n```repl\nx = 1\n```", ["x = 1"]),
     ],
 )
 def test_lenient_fences(text: str, blocks: list[str]) -> None:
@@ -85,6 +87,7 @@ def test_textual_final_without_code(text: str, expected: TextFinal) -> None:
         "`FINAL(in backticks)`",
         "    FINAL(in an indented block)",
         "```python\nx = 1\nFINAL(inside an unclosed fence)",
+        "<think>\nFINAL(just musing)\n</think>\nLet me check first.",
     ],
 )
 def test_no_textual_final(text: str) -> None:
