@@ -72,7 +72,8 @@ async def test_reserved_names_are_restored(sandbox: Sandbox) -> None:
 async def test_final_and_final_var(sandbox: Sandbox) -> None:
     assert (await sandbox.execute("x = 1")).final is None
     assert (await sandbox.execute("FINAL('forty-two')")).final == "forty-two"
-    assert (await sandbox.execute("answer = {'n': 42}\nFINAL_VAR('answer')")).final == "{'n': 42}"
+    # A dict answer is written as JSON.
+    assert (await sandbox.execute("answer = {'n': 42}\nFINAL_VAR('answer')")).final == '{"n": 42}'
     missing = await sandbox.execute("FINAL_VAR('nope')")
     assert missing.final is None
     assert missing.error is not None and "nope" in missing.error.value
