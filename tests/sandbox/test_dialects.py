@@ -88,7 +88,8 @@ async def test_aliases(sandbox: Sandbox) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "True True"
     assert lines[1] == "answer to a ['answer to b']"
-    assert "x: int" in result.stdout and "CONTEXT" not in "\n".join(lines[2:])
+    listing = "\n".join(lines[2:])
+    assert "x: int" in listing and "CONTEXT" not in listing and "answer" not in listing
 
 
 async def test_llm_query_can_be_awaited(sandbox: Sandbox) -> None:

@@ -82,6 +82,8 @@ def ready_answer(namespace: dict[str, Any]) -> tuple[bool, Any]:
 def user_names(namespace: dict[str, Any], builtin: Iterable[str]) -> list[str]:
     """The variables user code defined: not ours, not IPython's, not modules or _private."""
     skip = set(builtin)
+    if namespace.get("answer") == preset_answer():
+        skip.add("answer")  # still the untouched preset: not something the user made
     return sorted(
         name
         for name, value in namespace.items()
