@@ -1,0 +1,145 @@
+"""The Jupyter channels: huge, junk, mistyped and many-frame messages from the kernel.
+
+Each ends with a clear error for the execute (or a clean cap), the host's event loop free,
+and the sandbox usable, restarted if it had to be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rlm.sandbox.sandbox import Sandbox
+from tests.security.conftest import QUICK, still_works
+
+pytestmark = [pytest.mark.container, pytest.mark.security, pytest.mark.asyncio(loop_scope="module")]
+
+HUGE = 70_000_000  # characters: over the host's 64 MiB message cap
+SEND = "k = get_ipython().kernel\nparent = k.get_parent()\n"
+
+
+async def ticks_during(work: asyncio.Future) -> int:
+    """Run `work` while counting 50 ms ticks of the event loop: a blocked loop counts none."""
+    ticks = 0
+    while not work.done():
+        await asyncio.sleep(0.05)
+        ticks += 1
+    return ticks
+
+
+@pytest.mark.rootless
+async def test_huge_stdout_is_capped(box: Sandbox) -> None:
+    result = await box.execute(f"print('o' * {HUGE})")
+    assert result.error is None
+    assert len(result.stdout) <= box.limits.output_chars and result.dropped_chars > 0
+
+
+@pytest.mark.rootless
+async def test_huge_result_is_capped(box: Sandbox) -> None:
+    """A bare `CONTEXT` as the last line over a large document."""
+    result = await box.execute(f"'r' * {HUGE}")
+    assert result.error is None, result.error
+    assert sum(map(len, result.results)) <= box.limits.output_chars and result.dropped_chars > 0
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_huge_display_is_capped(box: Sandbox) -> None:
+    result = await box.execute(f"display('d' * {HUGE})")
+    assert result.error is None, result.error
+    assert sum(map(len, result.results)) <= box.limits.output_chars and result.dropped_chars > 0
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_huge_rich_display_is_dropped(box: Sandbox) -> None:
+    result = await box.execute(
+        f"display({{'text/plain': 'a picture', 'image/png': 'A' * {HUGE}}}, raw=True)"
+    )
+    assert result.error is None, result.error
+    assert result.results == ["a picture"]
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_huge_exception_message_is_capped(box: Sandbox) -> None:
+    result = await box.execute(f"raise ValueError('e' * {HUGE})")
+    assert result.error is not None and result.error.name == "ValueError"
+    assert len(result.error.value) <= box.limits.output_chars
+    assert len(result.error.traceback) <= 2 * box.limits.output_chars
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_final_over_the_cap_is_refused_clearly(box: Sandbox) -> None:
+    """FINAL(CONTEXT) over a huge document: a clear error the model can act on."""
+    result = await box.execute(f"FINAL('f' * {HUGE})")
+    assert result.final is None
+    assert result.error is not None and "FINAL" in result.error.value
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_forged_reply_over_the_cap_restarts_without_blocking_the_host() -> None:
+    async with Sandbox("x", limits=QUICK) as sandbox:
+        work = asyncio.ensure_future(
+            sandbox.execute(f"get_ipython().kernel.runtime.final = 'x' * {HUGE}", timeout=10)
+        )
+        ticks = await ticks_during(work)
+        result = work.result()
+        assert ticks > 0
+        assert result.error is not None and result.restarted and result.final is None
+        await still_works(sandbox)
+        await still_works(sandbox)
+
+
+@pytest.mark.rootless
+async def test_forged_iopub_message_over_the_cap_restarts_the_kernel() -> None:
+    async with Sandbox("x", limits=QUICK) as sandbox:
+        result = await sandbox.execute(
+            SEND + f"k.session.send(k.iopub_socket, 'stream',"
+            f" {{'name': 'stdout', 'text': 'x' * {HUGE}}}, parent=parent)\n"
+            "import time; time.sleep(1)",
+            timeout=10,
+        )
+        assert result.error is not None and result.restarted
+        await still_works(sandbox)
+
+
+@pytest.mark.rootless
+async def test_junk_frames_on_iopub_are_dropped(box: Sandbox) -> None:
+    result = await box.execute(
+        SEND + "for frames in ([b'junk'], [b'', b'<IDS|MSG>'], [b'x', b'<IDS|MSG>', b'sig',"
+        " b'{', b'}', b'{', b'{']):\n    k.iopub_socket.send_multipart(frames)\n"
+        "import time; time.sleep(0.2)\nprint('after junk')"
+    )
+    assert result.error is None, result.error
+    assert result.stdout == "after junk\n"
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_mistyped_signed_iopub_messages_are_dropped(box: Sandbox) -> None:
+    result = await box.execute(
+        SEND + "k.session.send(k.iopub_socket, 'stream', {'name': 'stdout', 'text': 12345},"
+        " parent=parent)\n"
+        "k.session.send(k.iopub_socket, 'stream', [1, 2], parent=parent)\n"
+        "k.session.send(k.iopub_socket, 'execute_result', {'data': {'text/plain': 7}},"
+        " parent=parent)\n"
+        "k.session.send(k.iopub_socket, 'error', {'ename': 1, 'traceback': 'tb'}, parent=parent)\n"
+        "k.session.send(k.iopub_socket, 'display_data', {'data': None}, parent=parent)\n"
+        "import time; time.sleep(0.2)\nprint('typed')"
+    )
+    assert result.stdout.endswith("typed\n"), result
+    await still_works(box)
+
+
+@pytest.mark.rootless
+async def test_many_frame_message_does_not_break_the_run(box: Sandbox) -> None:
+    result = await box.execute(
+        SEND + "k.iopub_socket.send_multipart([b''] * 200_000)\n"
+        "import time; time.sleep(0.5)\nprint('after frames')"
+    )
+    assert result.error is None and result.stdout == "after frames\n", result
+    await still_works(box)
