@@ -7,6 +7,8 @@
 #      (cgroups v1/hybrid: crun refuses, use runc + cgroupfs; no CAP_SYS_RESOURCE: ulimits at or
 #      below the host's). An existing file is kept; settings it lacks go to a drop-in,
 #      /etc/containers/containers.conf.d/50-rlm.conf.
+#   2b. subordinate ids for user `containers` in /etc/subuid and /etc/subgid (rootful Podman's
+#      --userns=auto takes each kernel's user namespace from them), unless it has some already
 #   3. `$PYTHON -m pip install -e '.[test]'` (PYTHON: python3; must be a venv or a
 #      non-externally-managed interpreter)
 #   4. the kernel image localhost/rlm-kernel:<version> (`make image BASE_IMAGE=...`), from:
@@ -123,6 +125,19 @@ else
         printf '%s\n%s' "$header" "$content" | tee "$target"
     fi
 fi
+
+# --- 2b. subordinate ids for rootful kernels' user namespaces ---------------------------------
+step "subordinate ids for user namespaces"
+# Far above the ranges useradd hands out (from 100000 up), so created users never overlap it.
+for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    if grep -q '^containers:' "$f"; then
+        say "$f already has a range for containers"
+    else
+        echo "containers:1000000000:1000000000" >>"$f"
+        say "added containers:1000000000:1000000000 to $f"
+    fi
+done
 
 # --- 3. the package ---------------------------------------------------------------------------
 step "pip install -e '.[test]' ($PYTHON)"

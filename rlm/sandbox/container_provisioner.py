@@ -45,8 +45,16 @@ CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
 CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
 CONTAINER_CONTEXT_DIR = "/run/rlm-context"
-IMAGE_UID = IMAGE_GID = 1000
-IMAGE_USER = f"{IMAGE_UID}:{IMAGE_GID}"
+IMAGE_USER = "1000:1000"
+NO_SUBORDINATE_IDS = (
+    "rootful Podman has no subordinate ids for the kernel's user namespace: add a line "
+    "'containers:1000000000:1000000000' to /etc/subuid and /etc/subgid (scripts/setup-host.sh "
+    "does)"
+)
+SECCOMP_PROFILE = Path(__file__).with_name("seccomp.json")
+# Podman mounts an unbounded tmpfs here on a read-only root; filling it ended in an OOM
+# kill instead of ENOSPC. Nothing the kernel runs needs more than a little.
+VAR_TMP_BYTES = 16 * MiB
 _DEFAULTS = SandboxLimits()
 
 
@@ -110,10 +118,13 @@ class ContainerProvisioner(RlmProvisioner):
         await asyncio.to_thread(sweep_once, engine)
         image = self.image or default_image()
         await asyncio.to_thread(check_image, engine, image)
-        launch = Launch(engine, self._container_request(engine, image, cmd, kwargs.get("env", {})))
+        request = self._container_request(engine, image, cmd, kwargs.get("env", {}))
+        launch = Launch(engine, request, self.layout.path)
         try:
             self.container = await asyncio.to_thread(launch.run)
         except docker.errors.DockerException as exc:
+            if "subuid" in str(exc) or "available IDs" in str(exc):
+                raise SandboxError(NO_SUBORDINATE_IDS) from exc
             raise SandboxError(f"could not start the kernel container: {exc}") from exc
         except asyncio.CancelledError:
             # The engine call goes on in its thread: whatever it creates must go too.
@@ -162,9 +173,12 @@ class ContainerProvisioner(RlmProvisioner):
         request.host = {
             "network_mode": "none",
             "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
+            "security_opt": ["no-new-privileges", _seccomp_option(engine)],
             "read_only": True,
-            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmpfs_bytes // MiB}m,mode=1777"},
+            "tmpfs": {
+                "/tmp": f"rw,nosuid,nodev,size={self.tmpfs_bytes // MiB}m,mode=1777",
+                "/var/tmp": f"rw,nosuid,nodev,noexec,size={VAR_TMP_BYTES // MiB}m,mode=1777",
+            },
             "init": True,
             # What the kernel writes to its raw stdout/stderr lands in the engine's log on
             # the host's disk: keep it small.
@@ -173,11 +187,15 @@ class ContainerProvisioner(RlmProvisioner):
         }
         if os.getuid() == 0:
             # Rootful engine: run as the image's unprivileged user, which may create its
-            # sockets in the shared directory (through its group) until seal_run_dir().
-            # The directory's parent stays private to root.
-            os.chown(layout.shared, 0, IMAGE_GID)
-            os.chmod(layout.shared, 0o770)
+            # sockets in the shared directory until seal_run_dir(). Its parent stays
+            # private to root, so no host account reaches the directory meanwhile.
+            os.chmod(layout.shared, 0o777)
             request.user = IMAGE_USER
+            if engine.is_podman:
+                # A user namespace of its own from Podman's subordinate range: the kernel's
+                # uid is then no host account (a host user's keyring, per-uid limits) and
+                # differs between sandboxes.
+                request.userns_mode = "auto"
         elif engine.is_podman:
             # Socket files must belong to our own uid, not a subordinate one.
             request.userns_mode = "keep-id"
@@ -253,14 +271,14 @@ class ContainerProvisioner(RlmProvisioner):
 
     def seal_run_dir(self) -> None:
         """The shared directory lives on the host's disk, outside the container's tmpfs and
-        memory limits. Under a rootful engine the kernel reaches it only through its group,
-        so dropping the group's write bit holds; a rootless kernel runs as the directory's
+        memory limits. Under a rootful engine the kernel is neither its owner nor in its
+        group, so dropping the write bits holds; a rootless kernel runs as the directory's
         owner (your own uid) and could undo it, so there is nothing to seal. Done here as
         soon as the sockets appear, for every client (Jupyter's too), and again by rlm's
         Sandbox once the kernel answers, so no code runs before it.
         """
         if os.getuid() == 0:
-            os.chmod(self.layout.shared, 0o750)
+            os.chmod(self.layout.shared, 0o755)
 
     async def post_launch(self, **kwargs: Any) -> None:
         await super().post_launch(**kwargs)
@@ -319,6 +337,14 @@ class ContainerProvisioner(RlmProvisioner):
             self.container = await asyncio.to_thread(
                 self.engine.client.containers.get, container_id
             )
+
+
+def _seccomp_option(engine: Engine) -> str:
+    """Our seccomp profile (scripts/make_seccomp_profile.py): Podman's API takes a path,
+    Docker's the profile itself."""
+    if engine.is_podman:
+        return f"seccomp={SECCOMP_PROFILE}"
+    return f"seccomp={SECCOMP_PROFILE.read_text()}"
 
 
 @cache
