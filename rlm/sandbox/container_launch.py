@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,22 +78,38 @@ def run_container(engine: Engine, request: ContainerRequest) -> Any:
 
 
 class Launch:
-    """One container start on a worker thread, which a cancelled caller can abandon."""
+    """One container start on a worker thread, which a cancelled caller can abandon.
 
-    def __init__(self, engine: Engine, request: ContainerRequest) -> None:
+    `run_dir` holds the container's bind sources: an engine recreates a missing source as
+    an empty directory, so once the caller has removed it, an abandoned start would leave
+    it behind (with no owner file): the start removes it again on its way out.
+    """
+
+    def __init__(self, engine: Engine, request: ContainerRequest, run_dir: Path) -> None:
         self._args = (engine, request)
+        self._run_dir = run_dir
         self._lock = threading.Lock()
         self._abandoned = False
         self._container: Any = None
 
     def run(self) -> Any:
-        container = run_container(*self._args)
+        try:
+            container = run_container(*self._args)
+        except BaseException:
+            self._remove_run_dir_if_abandoned()
+            raise
         with self._lock:
             if not self._abandoned:
                 self._container = container
                 return container
         _remove_quietly(container)
+        self._remove_run_dir_if_abandoned()
         return None
+
+    def _remove_run_dir_if_abandoned(self) -> None:
+        with self._lock:
+            if self._abandoned:
+                shutil.rmtree(self._run_dir, ignore_errors=True)
 
     def abandon(self) -> None:
         with self._lock:

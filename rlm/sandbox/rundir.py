@@ -128,11 +128,17 @@ def ours_to_remove(path: str) -> Path | None:
 
 
 def sweep_run_dirs() -> int:
-    """Remove run directories whose owner has died; return how many."""
+    """Remove run directories whose owner has died; return how many.
+
+    A directory without an owner file (an engine recreated a removed bind source) is judged
+    by the pid in its name.
+    """
     removed = 0
     for path in base_dir().glob("r*-*"):
         try:
             owner = (path / "owner").read_text()
+        except FileNotFoundError:
+            owner = f"{socket.gethostname()}:{path.name[1:].split('-', 1)[0]}:?"
         except OSError:
             continue
         if not owner_alive(owner):
