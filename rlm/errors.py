@@ -35,6 +35,11 @@ class CallbackError(RLMError):
     """An llm_query callback failed on the host."""
 
 
+class RequestsRefused(RLMError):
+    """Raised by an llm_query handler that will refuse every later prompt too (a budget is
+    spent): the rest of an llm_query_batched request is refused at once, unasked."""
+
+
 # --- backends ----------------------------------------------------------------
 
 

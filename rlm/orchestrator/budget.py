@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from rlm.backends import Usage
-from rlm.errors import RLMError
+from rlm.errors import RequestsRefused
 
 
-class BudgetExceeded(RLMError):
+class BudgetExceeded(RequestsRefused):
     """A limit of the completion's budget was reached; `budget` names which one."""
 
     def __init__(self, budget: str, limit: float, detail: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from rlm.errors import RequestsRefused
 from rlm.kernel_image.rlm_kernel import protocol
 from rlm.kernel_image.rlm_kernel.protocol import CallbackConfig, Signer
 from rlm.sandbox.rundir import RunDir
@@ -51,6 +52,7 @@ class CallbackServer:
         request_timeout: float = protocol.DEFAULT_CALLBACK_TIMEOUT,
         batch_concurrency: int = 32,
         max_message_bytes: int = 32 * 1024**2,
+        max_batch_prompts: int = 4096,
         max_in_flight: int = 64,
     ) -> None:
         self.run_dir = run_dir
@@ -58,6 +60,7 @@ class CallbackServer:
         self.request_timeout = request_timeout
         self.batch_concurrency = batch_concurrency
         self.max_message_bytes = max_message_bytes
+        self.max_batch_prompts = max_batch_prompts
         # Requests being served at once; past that the host stops reading and ZMQ's
         # high-water mark pushes back on the kernel, so a flood cannot pile up here.
         self._in_flight = asyncio.Semaphore(max_in_flight)
@@ -87,7 +90,8 @@ class CallbackServer:
         self._socket = socket
         # Readable by the kernel through a read-only mount; its directory is private.
         key_file = self.run_dir.callback_key_file
-        key_file.write_text(CallbackConfig(self.key.decode(), self.max_message_bytes).to_json())
+        config = CallbackConfig(self.key.decode(), self.max_message_bytes, self.max_batch_prompts)
+        key_file.write_text(config.to_json())
         key_file.chmod(0o644)
         self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
 
@@ -114,12 +118,15 @@ class CallbackServer:
     async def _serve(self, identity: bytes, message: dict[str, Any]) -> None:
         kind = message.get("type")
         try:
+            # Signed, but written by code the model controls: check every field's type.
+            model = message.get("model")
+            if model is not None and not isinstance(model, str):
+                raise TypeError("model must be a string or None")
             if kind == protocol.LLM_QUERY:
-                request = LLMRequest(str(message["prompt"]), message.get("model"))
-                reply = {"status": "ok", "result": await self._ask(request)}
+                reply = {"status": "ok", "result": await self._ask(_one(message), model)}
             elif kind == protocol.LLM_QUERY_BATCHED:
-                results = await self._ask_batch(list(message["prompts"]), message.get("model"))
-                reply = {"status": "ok", "results": results}
+                prompts = _batch(message, self.max_batch_prompts)
+                reply = {"status": "ok", "results": await self._ask_batch(prompts, model)}
             else:
                 reply = {"status": "error", "error": f"unknown request type {kind!r}"}
         except Exception as exc:
@@ -131,7 +138,8 @@ class CallbackServer:
             except zmq.ZMQError as exc:  # the kernel went away meanwhile
                 log.debug("could not send an llm_query reply: %s", exc)
 
-    async def _ask(self, request: LLMRequest) -> str:
+    async def _ask(self, prompt: str, model: str | None, index: int | None = None) -> str:
+        request = LLMRequest(prompt, model, index)
         try:
             # asyncio.timeout, unlike wait_for, needs no extra task per request.
             async with asyncio.timeout(self.request_timeout):
@@ -140,18 +148,34 @@ class CallbackServer:
             raise TimeoutError(f"no answer in {self.request_timeout:g} s") from None
         return result if isinstance(result, str) else str(result)
 
-    async def _ask_batch(self, prompts: list[Any], model: str | None) -> list[dict[str, str]]:
-        limit = asyncio.Semaphore(self.batch_concurrency)
+    async def _ask_batch(self, prompts: list[str], model: str | None) -> list[dict[str, str]]:
+        """Serve `prompts` with `batch_concurrency` workers, answers in order.
 
-        async def one(index: int, prompt: Any) -> dict[str, str]:
-            async with limit:
+        Workers take prompts in turn, so a batch costs tasks per worker, not per prompt; once
+        the handler raises RequestsRefused (a spent budget), the prompts not yet asked get
+        that refusal without reaching the handler.
+        """
+        results: list[dict[str, str]] = [{}] * len(prompts)
+        pending = iter(enumerate(prompts))
+        refusal: dict[str, str] | None = None
+
+        async def worker() -> None:
+            nonlocal refusal
+            for index, prompt in pending:
+                if refusal is not None:
+                    results[index] = refusal
+                    continue
                 try:
-                    text = await self._ask(LLMRequest(str(prompt), model, index))
-                    return {"status": "ok", "result": text}
+                    answer = await self._ask(prompt, model, index)
+                    results[index] = {"status": "ok", "result": answer}
+                except RequestsRefused as exc:
+                    refusal = results[index] = {"status": "error", "error": _describe(exc)}
                 except Exception as exc:
-                    return {"status": "error", "error": _describe(exc)}
+                    results[index] = {"status": "error", "error": _describe(exc)}
 
-        return list(await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts))))
+        workers = min(self.batch_concurrency, len(prompts))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return results
 
     async def cancel_requests(self) -> int:
         """Cancel every request being served and wait until their handlers have ended.
@@ -178,6 +202,23 @@ class CallbackServer:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+
+def _one(message: dict[str, Any]) -> str:
+    prompt = message.get("prompt")
+    if not isinstance(prompt, str):
+        raise TypeError("prompt must be a string")
+    return prompt
+
+
+def _batch(message: dict[str, Any], limit: int) -> list[str]:
+    prompts = message.get("prompts")
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise TypeError("prompts must be a list of strings")
+    if len(prompts) > limit:
+        # Refused whole, before anything is asked or recorded per prompt.
+        raise ValueError(f"llm_query_batched takes at most {limit:,} prompts, not {len(prompts):,}")
+    return prompts
 
 
 def _describe(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ class SandboxLimits:
     execute_timeout: float = 300.0
     callback_timeout: float | None = None
     callback_max_bytes: int = 32 * MiB
+    callback_max_batch: int = 4096
     callback_in_flight: int = 64
     start_timeout: float = 60.0
     interrupt_grace: float = 5.0

@@ -39,7 +39,7 @@ def test_messages_signed_by_one_side_verify_on_the_other(kernel_package: ModuleT
 
 
 def test_callback_config_round_trips() -> None:
-    config = protocol.CallbackConfig("abc", 1024)
+    config = protocol.CallbackConfig("abc", 1024, 10)
     assert protocol.CallbackConfig.from_json(config.to_json()) == config
 
 

@@ -22,19 +22,19 @@ class LLMQueryError(RuntimeError):
 
 
 class CallbackClient:
-    def __init__(self, endpoint: str, key: bytes, timeout: float, max_message_bytes: int) -> None:
+    def __init__(self, endpoint: str, config: CallbackConfig, timeout: float) -> None:
         self._endpoint = endpoint
-        self._key = key
+        self._key = config.key.encode()
         self._timeout = timeout
-        self._max_message_bytes = max_message_bytes
+        self._max_message_bytes = config.max_message_bytes
+        self.max_batch_prompts = config.max_batch_prompts
         self._context = zmq.Context.instance()
         self._local = threading.local()
 
     @classmethod
     def from_file(cls, path: str, endpoint: str, timeout: float) -> CallbackClient:
         with open(path, encoding="utf-8") as f:
-            config = CallbackConfig.from_json(f.read())
-        return cls(endpoint, config.key.encode(), timeout, config.max_message_bytes)
+            return cls(endpoint, CallbackConfig.from_json(f.read()), timeout)
 
     def _channel(self) -> tuple[zmq.Socket, Signer]:
         channel = getattr(self._local, "channel", None)

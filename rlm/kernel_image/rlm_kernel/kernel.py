@@ -1,4 +1,4 @@
-"""RLMKernel: ipykernel's IPython kernel plus rlm's namespace, output cap and reply fields."""
+"""RLMKernel: ipykernel's IPython kernel plus rlm's namespace, output caps and reply fields."""
 
 from __future__ import annotations
 
@@ -9,54 +9,9 @@ from typing import Any
 from ipykernel.ipkernel import IPythonKernel
 
 from rlm_kernel import protocol
+from rlm_kernel.caps import OutputCap, clip, clip_lines
 from rlm_kernel.protocol import Env
 from rlm_kernel.runtime import Runtime
-
-
-class OutputCap:
-    """Stops forwarding stdout/stderr after `limit` characters per execute.
-
-    Capping here, before the text is published, keeps a runaway print from flooding the
-    ZMQ channel; the host caps again for anything that slips past. It also skips flushes
-    of streams nothing was written to: each flush is a round trip to ipykernel's IO
-    thread, and an execute flushes both streams twice.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self.dropped = 0
-
-    def reset(self) -> None:
-        self.used = 0
-        self.dropped = 0
-
-    def wrap(self, stream: Any) -> None:
-        original_write, original_flush = stream.write, stream.flush
-        dirty = False
-
-        def write(text: str) -> int:
-            nonlocal dirty
-            room = self.limit - self.used
-            if len(text) > room:
-                self.dropped += len(text) - max(room, 0)
-                if room > 0:
-                    dirty = True
-                    original_write(text[:room])
-                    self.used = self.limit
-                return len(text)
-            self.used += len(text)
-            dirty = True
-            return original_write(text)
-
-        def flush(*args: Any) -> None:
-            nonlocal dirty
-            if dirty:
-                dirty = False
-                original_flush(*args)
-
-        stream.write = write
-        stream.flush = flush
 
 
 class RLMKernel(IPythonKernel):
@@ -72,6 +27,14 @@ class RLMKernel(IPythonKernel):
         self.output_cap = OutputCap(int(limit))
         for stream in (sys.stdout, sys.stderr):
             self.output_cap.wrap(stream)
+        # Results, displays and errors too: one over the host's message cap would cost the
+        # host its connection to the kernel (and the kernel a restart).
+        self.output_cap.wrap_display(self.shell.display_pub, "publish")
+        self.output_cap.wrap_display(self.shell.displayhook, "write_format_data")
+        show_traceback = self.shell._showtraceback
+        self.shell._showtraceback = lambda etype, evalue, stb: show_traceback(
+            etype, clip(str(evalue), self.output_cap.limit), clip_lines(stb, self.output_cap.limit)
+        )
         # ipykernel sleeps 0.5 ms per execute so output "makes it to the clients"; our host
         # waits for the idle status, which follows all output on the same socket.
         self._execute_sleep = 0.0
@@ -115,6 +78,8 @@ class RLMKernel(IPythonKernel):
         )
         if reply.get("status") == "ok":  # not from a block that failed after setting it
             self.runtime.check_answer_dict()
+        if "evalue" in reply:
+            reply["evalue"] = clip(str(reply["evalue"]), self.output_cap.limit)
         # The host reads these from the execute_reply: no extra round trip per execute.
         reply[protocol.REPLY_KEY] = {
             protocol.REPLY_FINAL: self.runtime.final,

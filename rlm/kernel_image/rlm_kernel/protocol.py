@@ -42,6 +42,14 @@ DEFAULT_CALLBACK_TIMEOUT = 300.0
 DEFAULT_CONTEXT_FORMAT = "text"
 CONTEXT_FORMATS = ("text", "json")
 
+# The host drops (and loses the connection of) any Jupyter message over this size.
+JUPYTER_MAX_MESSAGE_BYTES = 64 * 1024**2
+# The longest answer FINAL takes: at up to 4 bytes a character in UTF-8, the execute_reply
+# carrying it stays under JUPYTER_MAX_MESSAGE_BYTES.
+FINAL_LIMIT = 8_000_000
+# Rich display data (images, HTML) kept per message; text/plain is capped like stdout.
+RICH_DISPLAY_LIMIT = 16_000_000
+
 # --- the callback channel ------------------------------------------------------------
 
 LLM_QUERY = "llm_query"
@@ -54,6 +62,7 @@ class CallbackConfig:
 
     key: str
     max_message_bytes: int
+    max_batch_prompts: int  # prompts one llm_query_batched may carry
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -61,7 +70,7 @@ class CallbackConfig:
     @classmethod
     def from_json(cls, text: str) -> CallbackConfig:
         data = json.loads(text)
-        return cls(str(data["key"]), int(data["max_message_bytes"]))
+        return cls(str(data["key"]), int(data["max_message_bytes"]), int(data["max_batch_prompts"]))
 
 
 PROTOCOL = b"rlm-callback/1"

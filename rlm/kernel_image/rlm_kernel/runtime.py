@@ -145,6 +145,12 @@ class Runtime:
         "[llm_query failed:" in its place rather than sinking the whole batch.
         """
         client = self._require_client()
+        prompts = list(prompts)
+        if len(prompts) > client.max_batch_prompts:
+            raise LLMQueryError(
+                f"llm_query_batched takes at most {client.max_batch_prompts:,} prompts, not "
+                f"{len(prompts):,}: split the list and call it once per part"
+            )
         reply = client.call(
             protocol.LLM_QUERY_BATCHED, {"prompts": [str(p) for p in prompts], "model": model}
         )
@@ -196,9 +202,15 @@ class Runtime:
             value = value["content"]
             if not str(value).strip():
                 raise ValueError('answer["content"] is empty: put the answer in it first')
-        self.final = format_answer(value)
+        text = format_answer(value)
+        if len(text) > protocol.FINAL_LIMIT:
+            raise ValueError(
+                f"FINAL: the answer is {len(text):,} characters, over the limit of "
+                f"{protocol.FINAL_LIMIT:,}; give a shorter answer"
+            )
+        self.final = text
         self.finish = finish
-        return self.final
+        return text
 
     def set_context(self, value: Any) -> None:
         """Replace CONTEXT (and `context`): a str, or a list/dict. CONTEXT itself is reserved."""
