@@ -18,16 +18,16 @@ import os
 import secrets
 import time
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client import AsyncKernelClient, AsyncKernelManager
+from jupyter_client import AsyncKernelManager
 
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
 from rlm.kernel_image.rlm_kernel import protocol
 from rlm.sandbox.callback import CallbackServer, LLMHandler
+from rlm.sandbox.channels import KernelChannels, make_context
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioning import RlmProvisioner
@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 Context = str | list[Any] | dict[str, Any]
 LIVENESS_INTERVAL = 1.0
 REPLY_GRACE = 5.0
-JUPYTER_MAX_MESSAGE_BYTES = 64 * 1024**2
+LOST_GRACE = 1.0
+LOST_CHANNEL = (
+    "its connection to the host dropped (a message over the "
+    f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap?)"
+)
 
 
 class Sandbox:
@@ -66,7 +70,7 @@ class Sandbox:
         self._run_dir: RunDir | None = None
         self._callbacks: CallbackServer | None = None
         self._manager: AsyncKernelManager | None = None
-        self._client: AsyncKernelClient | None = None
+        self._channels: KernelChannels | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._lock = asyncio.Lock()
         self.closed = False
@@ -99,6 +103,7 @@ class Sandbox:
                 request_timeout=self.limits.callback_timeout,
                 batch_concurrency=self._batch_concurrency,
                 max_message_bytes=self.limits.callback_max_bytes,
+                max_batch_prompts=self.limits.callback_max_batch,
                 max_in_flight=self.limits.callback_in_flight,
             )
             await self._callbacks.start()
@@ -119,8 +124,9 @@ class Sandbox:
                 tmpfs_bytes=self.limits.tmpfs_bytes,
             )
         spec = make_kernel_spec(self.runtime, config)
+        self._zmq = make_context()
         self._manager = AsyncKernelManager(
-            kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec)
+            kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec), context=self._zmq
         )
         try:
             await asyncio.wait_for(self._manager.start_kernel(), self.limits.start_timeout)
@@ -128,21 +134,15 @@ class Sandbox:
             raise SandboxError(
                 f"the kernel container did not start within {self.limits.start_timeout:g} s"
             ) from None
-        # The kernel's sockets appear only once it is up; ZMQ retries connecting every
-        # 100 ms by default, which would add up to that much to every start.
-        self._zmq = zmq.asyncio.Context()
-        self._zmq.setsockopt(zmq.RECONNECT_IVL, 5)
-        # The kernel is untrusted: cap what one message may make the host buffer.
-        self._zmq.setsockopt(zmq.MAXMSGSIZE, JUPYTER_MAX_MESSAGE_BYTES)
-        self._client = self._manager.client(context=self._zmq)
-        self._client.start_channels()
+        self._channels = KernelChannels(self._zmq)
+        await self._channels.open(self._manager)
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        assert self._client is not None
+        assert self._channels is not None
         try:
-            await self._client.wait_for_ready(timeout=self.limits.start_timeout)
-        except RuntimeError as exc:
+            await self._channels.client.wait_for_ready(timeout=self.limits.start_timeout)
+        except (RuntimeError, zmq.ZMQError) as exc:
             reason = await self._death_reason()
             raise KernelDiedError(f"the kernel did not start: {reason or exc}") from None
         self._provisioner().seal_run_dir()
@@ -184,12 +184,9 @@ class Sandbox:
             raise
 
     async def _release(self) -> None:
-        if self._client is not None:
-            self._client.stop_channels()
-            self._client = None
-        if self._zmq is not None:
-            self._zmq.destroy(linger=0)
-            self._zmq = None
+        if self._channels is not None:
+            await self._channels.close()
+            self._channels = None
         if self._manager is not None:
             try:
                 if self._manager.has_kernel:
@@ -202,6 +199,9 @@ class Sandbox:
                 if provisioner is not None:
                     await provisioner.cleanup(restart=False)
             self._manager = None
+        if self._zmq is not None:
+            self._zmq.destroy(linger=0)
+            self._zmq = None
         if self._callbacks is not None:
             await self._callbacks.close()
             self._callbacks = None
@@ -242,6 +242,11 @@ class Sandbox:
     # --- running code ------------------------------------------------------------------
 
     @property
+    def messages_dropped(self) -> int:
+        """Jupyter messages from the kernel dropped as unparsable or of the wrong shape."""
+        return self._channels.dropped if self._channels else 0
+
+    @property
     def callbacks_rejected(self) -> int:
         """Callback messages dropped for a bad signature or a replay."""
         return self._callbacks.rejected if self._callbacks else 0
@@ -257,7 +262,7 @@ class Sandbox:
 
     async def execute(self, code: str, timeout: float | None = None) -> ExecuteResult:
         """Run `code` in the kernel; never waits longer than `timeout` plus the interrupt grace."""
-        if self._client is None or self.closed:
+        if self._channels is None or self.closed:
             raise SandboxError("the sandbox is not running")
         async with self._lock:
             return await self._execute(
@@ -265,46 +270,67 @@ class Sandbox:
             )
 
     async def _execute(self, code: str, timeout: float) -> ExecuteResult:
-        assert self._client is not None
+        assert self._channels is not None and self._manager is not None
         started = time.perf_counter()
         output = _Collector(self.limits.output_chars)
-        msg_id = self._client.execute(
-            code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False
-        )
-        deadline = started + timeout
-        outcome = await self._collect(msg_id, output, deadline)
+        try:
+            msg_id = self._channels.client.execute(
+                code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False
+            )
+        except zmq.ZMQError:  # could not even be queued: the shell connection is gone
+            outcome = "lost"
+        else:
+            outcome = await self._collect(msg_id, output, started + timeout)
         if outcome != "done":
             # No one will read what this execute's llm_query calls return: stop them now,
             # before they spend more of the budget.
             await self._cancel_callbacks()
         if outcome == "timeout":
-            await self._manager.interrupt_kernel()  # type: ignore[union-attr]
+            try:
+                await self._manager.interrupt_kernel()
+            except zmq.ZMQError as exc:  # the control connection is gone: restart below
+                log.debug("could not send the interrupt: %s", exc)
             outcome = await self._collect(
                 msg_id, output, time.perf_counter() + self.limits.interrupt_grace
             )
             output.result.timed_out = True
-            if outcome == "timeout":
+            if outcome != "done":
                 await self._restart(output.result, f"it ignored the interrupt after {timeout:g} s")
             elif output.result.error is not None:
                 output.result.error.value = (
                     f"execution exceeded the {timeout:g} s timeout and was interrupted"
                 )
-        elif outcome == "died":
+        elif outcome == "died" or (outcome == "lost" and await self._dies_within(LOST_GRACE)):
+            # (A kernel that exits drops its connections too: say it died, and why.)
             reason = await self._death_reason()
             await self._restart(output.result, f"the kernel died ({reason})")
+        elif outcome == "lost":
+            await self._restart(output.result, LOST_CHANNEL)
         output.result.duration = time.perf_counter() - started
         return output.finish()
+
+    async def _dies_within(self, seconds: float) -> bool:
+        assert self._manager is not None
+        deadline = time.perf_counter() + seconds
+        while await self._manager.is_alive():
+            if time.perf_counter() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
 
     async def _cancel_callbacks(self) -> None:
         if self._callbacks is not None and (count := await self._callbacks.cancel_requests()):
             log.info("cancelled %d llm_query call(s) of an execute that did not finish", count)
 
     async def _collect(self, msg_id: str, output: _Collector, deadline: float) -> str:
-        """Read until the reply and the idle status arrive: 'done', 'timeout' or 'died'."""
-        client = self._client
-        assert client is not None
+        """Read until the reply and the idle status arrive: 'done', 'timeout', 'died' or
+        'lost' (a connection dropped, so they may never arrive)."""
+        channels, manager = self._channels, self._manager
+        assert channels is not None and manager is not None
         idle = replied = False
         while not (idle and replied):
+            if channels.lost:
+                return "lost"
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 if idle:
@@ -314,38 +340,35 @@ class Sandbox:
                     return "done"
                 return "timeout"
             wait = min(remaining, LIVENESS_INTERVAL)
-            if not idle:
-                try:
-                    msg = await client.get_iopub_msg(timeout=wait)
-                except Empty:
-                    if not await self._manager.is_alive():  # type: ignore[union-attr]
-                        return "died"
-                    continue
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    idle = output.add_iopub(msg)
-                    if idle:
-                        # The reply is sent before the idle status: if it is still missing
-                        # a moment later, the kernel failed inside its own handler.
-                        deadline = min(deadline, time.perf_counter() + REPLY_GRACE)
+            msg = await channels.receive("shell" if idle else "iopub", wait)
+            if msg is None:
+                if not await manager.is_alive():
+                    return "died"
+            elif msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            elif not idle:
+                idle = output.add_iopub(msg)
+                if idle:
+                    # The reply is sent before the idle status: if it is still missing
+                    # a moment later, the kernel failed inside its own handler.
+                    deadline = min(deadline, time.perf_counter() + REPLY_GRACE)
             else:
-                try:
-                    msg = await client.get_shell_msg(timeout=wait)
-                except Empty:
-                    if not await self._manager.is_alive():  # type: ignore[union-attr]
-                        return "died"
-                    continue
-                if msg["parent_header"].get("msg_id") == msg_id:
-                    output.add_reply(msg["content"])
-                    replied = True
+                output.add_reply(msg["content"])
+                replied = True
         return "done"
 
     async def _restart(self, result: ExecuteResult, why: str) -> None:
-        assert self._manager is not None
+        assert self._manager is not None and self._channels is not None
         log.warning("restarting the kernel: %s", why)
         try:
+            # Killed first: jupyter_client interrupts a kernel it still has before a
+            # restart, over a control connection that may be the one that dropped.
+            await self._provisioner().kill(restart=True)
             await asyncio.wait_for(
                 self._manager.restart_kernel(now=True), self.limits.start_timeout
             )
+            # New channels: ZMQ does not re-establish a connection it dropped.
+            await self._channels.open(self._manager)
             await self._wait_ready()
         except (TimeoutError, Exception) as exc:
             raise KernelDiedError(f"the kernel could not be restarted after {why}: {exc}") from exc
@@ -366,17 +389,24 @@ class _Collector:
 
     def __init__(self, limit: int) -> None:
         self.result = ExecuteResult()
+        self._limit = limit
         self._stdout = CappedText(limit)
         self._stderr = CappedText(limit)
         self._results = CappedText(limit)
 
     def add_iopub(self, msg: dict[str, Any]) -> bool:
-        """Take one iopub message; True when the kernel went idle."""
+        """Take one iopub message; True when the kernel went idle.
+
+        Written by the kernel, which user code controls: a field of the wrong type is
+        ignored (the channel checked only that `content` is a dict).
+        """
         kind, content = msg["msg_type"], msg["content"]
         if kind == "stream":
-            (self._stdout if content.get("name") == "stdout" else self._stderr).add(content["text"])
+            stream = self._stdout if content.get("name") == "stdout" else self._stderr
+            stream.add(_text(content.get("text")))
         elif kind in ("execute_result", "display_data"):
-            text = content.get("data", {}).get("text/plain", "")
+            data = content.get("data")
+            text = _text(data.get("text/plain")) if isinstance(data, dict) else ""
             before = len(self._results.text)
             self._results.add(text)
             self.result.results.append(self._results.text[before:])
@@ -403,11 +433,19 @@ class _Collector:
             self._set_error(content)
 
     def _set_error(self, content: dict[str, Any]) -> None:
+        traceback = content.get("traceback")
+        lines = traceback if isinstance(traceback, list) else []
         self.result.error = ExecuteError(
-            content.get("ename", "Error"),
-            strip_ansi(content.get("evalue", "")),
-            strip_ansi("\n".join(content.get("traceback", []))),
+            _text(content.get("ename")) or "Error",
+            self._cap(strip_ansi(_text(content.get("evalue")))),
+            self._cap(strip_ansi("\n".join(map(_text, lines)))),
         )
+
+    def _cap(self, text: str) -> str:
+        capped = CappedText(self._limit)
+        capped.add(text)
+        self.result.dropped_chars += capped.dropped
+        return capped.text
 
     def finish(self) -> ExecuteResult:
         result = self.result
@@ -415,6 +453,10 @@ class _Collector:
         result.results = [r for r in result.results if r]
         result.dropped_chars += self._stdout.dropped + self._stderr.dropped + self._results.dropped
         return result
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def serialize(context: Context) -> tuple[str, str]:

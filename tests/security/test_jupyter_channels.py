@@ -109,6 +109,7 @@ async def test_forged_iopub_message_over_the_cap_restarts_the_kernel() -> None:
 
 @pytest.mark.rootless
 async def test_junk_frames_on_iopub_are_dropped(box: Sandbox) -> None:
+    dropped = box.messages_dropped
     result = await box.execute(
         SEND + "for frames in ([b'junk'], [b'', b'<IDS|MSG>'], [b'x', b'<IDS|MSG>', b'sig',"
         " b'{', b'}', b'{', b'{']):\n    k.iopub_socket.send_multipart(frames)\n"
@@ -116,22 +117,31 @@ async def test_junk_frames_on_iopub_are_dropped(box: Sandbox) -> None:
     )
     assert result.error is None, result.error
     assert result.stdout == "after junk\n"
+    assert box.messages_dropped - dropped == 3
     await still_works(box)
 
 
 @pytest.mark.rootless
 async def test_mistyped_signed_iopub_messages_are_dropped(box: Sandbox) -> None:
+    """The kernel can read its own key: it can sign anything, of any shape."""
+    dropped = box.messages_dropped
     result = await box.execute(
-        SEND + "k.session.send(k.iopub_socket, 'stream', {'name': 'stdout', 'text': 12345},"
-        " parent=parent)\n"
-        "k.session.send(k.iopub_socket, 'stream', [1, 2], parent=parent)\n"
-        "k.session.send(k.iopub_socket, 'execute_result', {'data': {'text/plain': 7}},"
-        " parent=parent)\n"
-        "k.session.send(k.iopub_socket, 'error', {'ename': 1, 'traceback': 'tb'}, parent=parent)\n"
-        "k.session.send(k.iopub_socket, 'display_data', {'data': None}, parent=parent)\n"
+        SEND + "import json\n"
+        "def signed(msg_type, content, parent_header=parent):\n"
+        "    m = k.session.msg(msg_type, {}, parent=parent)\n"
+        "    parts = [json.dumps(x, default=str).encode()\n"
+        "             for x in (m['header'], parent_header, m['metadata'], content)]\n"
+        "    k.iopub_socket.send_multipart([b'x', b'<IDS|MSG>', k.session.sign(parts), *parts])\n"
+        "signed('stream', {'name': 'stdout', 'text': 12345})\n"
+        "signed('stream', [1, 2])\n"
+        "signed('stream', {'name': 'stdout', 'text': 'x'}, parent_header=['not', 'a', 'dict'])\n"
+        "signed('execute_result', {'data': {'text/plain': 7}})\n"
+        "signed('display_data', {'data': None})\n"
+        "signed('error', {'ename': 1, 'evalue': None, 'traceback': 'tb'})\n"
         "import time; time.sleep(0.2)\nprint('typed')"
     )
     assert result.stdout.endswith("typed\n"), result
+    assert box.messages_dropped - dropped == 2  # the list content and the list parent
     await still_works(box)
 
 
