@@ -71,6 +71,7 @@ class Sandbox:
         self._callbacks: CallbackServer | None = None
         self._manager: AsyncKernelManager | None = None
         self._channels: KernelChannels | None = None
+        self._materializing: asyncio.Future[tuple[Path | None, str]] | None = None
         self._zmq: zmq.asyncio.Context | None = None
         self._lock = asyncio.Lock()
         self.closed = False
@@ -95,7 +96,10 @@ class Sandbox:
 
     async def _start(self) -> None:
         self._run_dir = run_dir = RunDir.create()
-        context_file, context_format = await asyncio.to_thread(self._materialize_context)
+        # A thread goes on when its caller is cancelled: close() waits for it before it
+        # removes the run directory, or the context file would land in a removed one.
+        self._materializing = asyncio.ensure_future(asyncio.to_thread(self._materialize_context))
+        context_file, context_format = await asyncio.shield(self._materializing)
         if self._handler is not None:
             self._callbacks = CallbackServer(
                 run_dir,
@@ -206,6 +210,8 @@ class Sandbox:
             await self._callbacks.close()
             self._callbacks = None
         if self._run_dir is not None:
+            if self._materializing is not None:
+                await asyncio.wait([self._materializing])
             self._run_dir.remove()
             self._run_dir = None
 
