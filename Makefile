@@ -7,7 +7,7 @@ IMAGE ?= localhost/rlm-kernel:$(VERSION)
 BASE_IMAGE ?= python:3.12-slim
 LOCAL_BASE ?= localhost/rlm-base:bookworm
 
-.PHONY: setup install image base-image test test-rootless bench bench-ray replay lint
+.PHONY: setup install image base-image test test-rootless test-security bench bench-ray replay lint
 
 setup:
 	bash scripts/setup-host.sh
@@ -29,6 +29,12 @@ test:
 
 test-rootless:
 	bash scripts/test-rootless.sh
+
+# The adversarial suite alone (README "Threats and defences"); `make test` runs it too.
+test-security:
+	$(PYTHON) -m pytest tests/security -q
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$RLM_SKIP_ROOTLESS" ]; then bash scripts/test-rootless.sh tests/security; \
+	 else echo "rootless part skipped (needs root to create a test user)"; fi
 
 bench:
 	$(PYTHON) -m rlm.bench

@@ -60,7 +60,8 @@ async def test_context_and_configuration_are_read_only(box: Sandbox) -> None:
         "    except OSError as exc:\n        out.append(errno.errorcode[exc.errno])\n"
         "print(sorted(set(out)))",
     )
-    assert result == "['EROFS']"
+    # Not the kernel's files (EACCES) on a read-only mount (EROFS): either refuses.
+    assert result in ("['EROFS']", "['EACCES']", "['EACCES', 'EROFS']"), result
 
 
 @pytest.mark.rootless
@@ -84,8 +85,8 @@ async def test_no_setuid_or_setgid_programs(box: Sandbox) -> None:
 async def test_host_files_are_not_visible(box: Sandbox) -> None:
     found = await output(
         box,
-        "import os\nprint([p for p in ('/work', '/root/.ssh', '/home/rlmtest', '/etc/subuid')"
-        " if os.path.exists(p)])",
+        "import os\nhost = ('/work', '/root/.ssh', '/var/lib/containers', '/etc/containers')\n"
+        "print([p for p in host if os.path.exists(p)])",
     )
     assert found == "[]"
 
