@@ -118,6 +118,25 @@ def subid_check(user: str, uid: int, path: Path, kind: str) -> Check:
     )
 
 
+def userns_checks(etc: Path = Path("/etc")) -> list[Check]:
+    """Rootful Podman takes each kernel's user namespace (--userns=auto) from the ids of
+    user `containers`."""
+    checks = []
+    for kind in ("uid", "gid"):
+        path = etc / f"sub{kind}"
+        check = subid_check("containers", -1, path, kind)
+        if check.status == "fail":
+            check = Check(
+                f"sub{kind} (user namespaces)",
+                "fail",
+                f"{path} has no entry for containers: kernels cannot get a user namespace of "
+                "their own",
+                f"echo containers:1000000000:1000000000 >> {path}   (make setup does)",
+            )
+        checks.append(check)
+    return checks
+
+
 def storage_check(driver: str) -> Check:
     if driver == "overlay":
         return Check("storage", "ok", "overlay storage driver")
@@ -209,6 +228,8 @@ def all_checks(backend: str, base_url: str | None, image: str) -> Iterator[Check
     checks, engine = engine_checks()
     yield from checks
     yield from rootless_checks(engine)
+    if engine is not None and engine.is_podman and os.getuid() == 0:
+        yield from userns_checks()
     yield image_check(engine, image, runtime_hash())
     yield from backend_checks(PRESETS[backend], base_url)
 

@@ -95,6 +95,14 @@ def test_storage_driver() -> None:
     assert vfs.fix is not None and "fuse-overlayfs" in vfs.fix
 
 
+def test_userns_checks_want_a_range_for_containers(tmp_path: Path) -> None:
+    (tmp_path / "subuid").write_text("containers:1000000000:1000000000\n")
+    (tmp_path / "subgid").write_text("alice:100000:65536\n")
+    uid, gid = doctor.userns_checks(tmp_path)
+    assert uid.status == "ok"
+    assert gid.status == "fail" and gid.fix is not None and "containers:" in gid.fix
+
+
 def test_rootless_checks_only_for_other_users() -> None:
     assert [c.status for c in doctor.rootless_checks(None, uid=0)] == ["skip"]
     names = [c.name for c in doctor.rootless_checks(None, uid=os.getuid() or 65534)]
