@@ -111,12 +111,14 @@ class Launch:
             if self._abandoned:
                 shutil.rmtree(self._run_dir, ignore_errors=True)
 
-    def abandon(self) -> None:
+    def abandon(self) -> Any:
+        """Mark the start abandoned. Returns its container if `run` had already handed it
+        over (the result never reached the caller, who must remove it); otherwise `run`
+        removes whatever it creates."""
         with self._lock:
             self._abandoned = True
             container, self._container = self._container, None
-        if container is not None:  # created, but the result never reached the caller
-            threading.Thread(target=_remove_quietly, args=(container,), daemon=True).start()
+        return container
 
 
 def _remove_quietly(container: Any) -> None:

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 EXIT_LOG_BYTES = 2000
 SEAL_TIMEOUT = 120.0
+LAUNCH_WAIT = 60.0
 CONTAINER_RUN_DIR = "/run/rlm"
 CONTAINER_CONNECTION_FILE = "/run/rlm-config/kernel.json"
 CONTAINER_CALLBACK_FILE = "/run/rlm-config/callback.json"
@@ -76,6 +77,7 @@ class ContainerProvisioner(RlmProvisioner):
     container: Any = None
     engine: Engine | None = None
     _sealer: asyncio.Task[None] | None = None
+    _launching: asyncio.Future[Any] | None = None
 
     @property
     def kernel_shared_dir(self) -> str:
@@ -120,15 +122,17 @@ class ContainerProvisioner(RlmProvisioner):
         await asyncio.to_thread(check_image, engine, image)
         request = self._container_request(engine, image, cmd, kwargs.get("env", {}))
         launch = Launch(engine, request, self.layout.path)
+        self._launching = asyncio.ensure_future(asyncio.to_thread(launch.run))
         try:
-            self.container = await asyncio.to_thread(launch.run)
+            self.container = await asyncio.shield(self._launching)
         except docker.errors.DockerException as exc:
             if "subuid" in str(exc) or "available IDs" in str(exc):
                 raise SandboxError(NO_SUBORDINATE_IDS) from exc
             raise SandboxError(f"could not start the kernel container: {exc}") from exc
         except asyncio.CancelledError:
-            # The engine call goes on in its thread: whatever it creates must go too.
-            launch.abandon()
+            # The engine call goes on in its thread and removes what it creates; cleanup()
+            # waits for it. A container it already handed over is ours to remove.
+            self.container = launch.abandon()
             raise
         return self.connection_info
 
@@ -315,6 +319,12 @@ class ContainerProvisioner(RlmProvisioner):
         if self._sealer is not None:
             self._sealer.cancel()
             self._sealer = None
+        if self._launching is not None:
+            # A cancelled start: nothing it made may outlive the caller's cleanup.
+            done, _ = await asyncio.wait([self._launching], timeout=LAUNCH_WAIT)
+            for launched in done:
+                launched.exception()  # an abandoned start's failure matters to no one
+            self._launching = None
         await self._remove_container()
         if restart:
             self.remove_socket_files()

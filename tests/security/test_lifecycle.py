@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -39,12 +38,9 @@ async def test_cancelled_starts_leave_no_run_directory_or_container() -> None:
         except asyncio.CancelledError:
             continue
         await box.close()  # it won the race: a started sandbox is closed the normal way
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        dirs, containers = _ours()
-        if dirs <= before_dirs and containers <= before_containers:
-            break
-        await asyncio.sleep(0.5)
+    # Closing waits for the engine calls a cancelled start left running: nothing is left
+    # once the cancelled caller has returned.
+    dirs, containers = _ours()
     assert dirs - before_dirs == set()
     assert containers - before_containers == set()
 
