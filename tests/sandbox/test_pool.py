@@ -11,7 +11,7 @@ import pytest
 from rlm.errors import SandboxError
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.pool import SandboxPool
-from rlm.sandbox.rundir import OWNER_LABEL
+from rlm.sandbox.rundir import OWNER_LABEL, owner_id
 from rlm.sandbox.sandbox import Sandbox
 from tests.conftest import RecordingHandler
 
@@ -20,7 +20,10 @@ pytestmark = pytest.mark.rootless
 
 def our_containers() -> set[str]:
     containers = get_engine().client.containers.list(
-        all=True, sparse=True, filters={"label": OWNER_LABEL}
+        # This process's only: other processes on the host run containers of their own.
+        all=True,
+        sparse=True,
+        filters={"label": f"{OWNER_LABEL}={owner_id()}"},
     )
     return {c.id for c in containers}
 
