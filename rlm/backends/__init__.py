@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from rlm.backends.base import Backend, Completion, Message, Usage
+from rlm.backends.base import Backend, Completion, LLMBackend, Message, Usage
 from rlm.backends.claude_cli import ClaudeCLIBackend
 from rlm.backends.presets import PRESETS, Preset, make_backend
 from rlm.backends.pricing import Price, PriceTable
@@ -31,6 +31,7 @@ __all__ = [
     "Backend",
     "ClaudeCLIBackend",
     "Completion",
+    "LLMBackend",
     "Message",
     "OpenAICompatibleBackend",
     "Preset",

@@ -139,6 +139,10 @@ class Backend(ABC):
         run_in_fresh_loop(self.aclose())
 
 
+LLMBackend = Backend
+"""The name the RLM specification gives the backend base class; the same class."""
+
+
 def run_in_fresh_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` to completion on a new event loop in a helper thread.
 
