@@ -1,23 +1,29 @@
 """Reading --context-file arguments into the CONTEXT of a run.
 
-One file (or `-`, standard input) gives a string. Several arguments, or a directory,
-give a list of strings: one per file, in argument order, a directory's files sorted by
-path. Every problem is a UsageProblem naming the file and the fix.
+One file (or `-`, standard input) gives a string, and several files a list of strings in
+argument order. A directory gives a dict `{path: text}` sorted by path, so the model can
+say which file an answer came from: paths relative to the directory when it is the only
+argument, else as given (standard input is `<stdin>`). Inside a directory, files that are
+not text in the chosen encoding (binary ones included) are skipped with a note naming
+them; a file named on its own must be text. Every problem is a UsageProblem naming the
+file and the fix.
 """
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from rlm.cli.errors import UsageProblem
 
 STDIN = "-"
+STDIN_KEY = "<stdin>"
 # Text files hold no NUL bytes; binary formats (images, archives, PDFs) nearly always
 # do within their first few kilobytes.
 BINARY_SNIFF_BYTES = 8192
+SKIPPED_NAMES_SHOWN = 10
 
 
 def check_encoding(encoding: str) -> str:
@@ -33,25 +39,37 @@ def load_context(
     encoding: str,
     stdin: BinaryIO,
     note: Callable[[str], None],
-) -> str | list[str]:
+) -> str | list[str] | dict[str, str]:
     """The context the arguments name; `note` receives remarks (skipped files)."""
     if list(sources).count(STDIN) > 1:
         raise UsageProblem("standard input (-) can be read only once")
-    texts: list[str] = []
+    if not any(source != STDIN and Path(source).is_dir() for source in sources):
+        texts = [_read_one(source, encoding, stdin) for source in sources]
+        return texts[0] if len(texts) == 1 else texts
+    files: dict[str, str] = {}
     for source in sources:
-        if source == STDIN:
-            texts.append(_decode(stdin.read(), "standard input", encoding))
-        elif Path(source).is_dir():
-            texts.extend(_read_directory(Path(source), encoding, note))
+        if source != STDIN and Path(source).is_dir():
+            prefix = "" if len(sources) == 1 else source.rstrip("/") + "/"
+            found = _read_directory(Path(source), encoding, note)
+            entries = ((prefix + name, text) for name, text in found.items())
         else:
-            texts.append(read_text(Path(source), encoding, what="context file"))
-    if len(sources) == 1 and not Path(sources[0]).is_dir():
-        return texts[0]
-    return texts
+            key = STDIN_KEY if source == STDIN else source
+            entries = iter([(key, _read_one(source, encoding, stdin))])
+        for key, text in entries:
+            if key in files:
+                raise UsageProblem(f"{key} is named twice by --context-file")
+            files[key] = text
+    return dict(sorted(files.items()))
 
 
 def read_text(path: Path, encoding: str, *, what: str) -> str:
     return _decode(_read_bytes(path, what), str(path), encoding)
+
+
+def _read_one(source: str, encoding: str, stdin: BinaryIO) -> str:
+    if source == STDIN:
+        return _decode(stdin.read(), "standard input", encoding)
+    return read_text(Path(source), encoding, what="context file")
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -78,22 +96,43 @@ def _decode(data: bytes, name: str, encoding: str) -> str:
         ) from None
 
 
-def _read_directory(directory: Path, encoding: str, note: Callable[[str], None]) -> list[str]:
-    """The directory's text files, recursively, hidden ones left out; binary files are
-    skipped with a note (a folder of documents often holds an image or two)."""
-    texts: list[str] = []
-    skipped: list[str] = []
+def _as_text(data: bytes, encoding: str) -> str | None:
+    """The text `data` holds, or None if it is binary or not in `encoding`."""
+    if b"\0" in data[:BINARY_SNIFF_BYTES]:
+        return None
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _files(directory: Path) -> Iterator[tuple[str, Path]]:
+    """(relative path, path) of the directory's files, recursively, hidden ones left out."""
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
-            continue
-        data = _read_bytes(path, "context file")
-        if b"\0" in data[:BINARY_SNIFF_BYTES]:
-            skipped.append(str(relative))
-            continue
-        texts.append(_decode(data, str(path), encoding))
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+            yield relative.as_posix(), path
+
+
+def _read_directory(directory: Path, encoding: str, note: Callable[[str], None]) -> dict[str, str]:
+    """The directory's text files by relative path. A folder of documents often holds an
+    image or a file in another encoding: those are skipped alike, and named in a note."""
+    texts: dict[str, str] = {}
+    skipped: list[str] = []
+    for name, path in _files(directory):
+        text = _as_text(_read_bytes(path, "context file"), encoding)
+        if text is None:
+            skipped.append(name)
+        else:
+            texts[name] = text
     if skipped:
-        note(f"skipped {len(skipped)} binary file(s) in {directory}: {', '.join(skipped[:5])}")
+        shown = ", ".join(skipped[:SKIPPED_NAMES_SHOWN])
+        more = len(skipped) - SKIPPED_NAMES_SHOWN
+        note(
+            f"skipped {len(skipped)} file(s) in {directory} that are not {encoding} text "
+            f"(binary, or another encoding: see --encoding): {shown}"
+            + (f" and {more} more" if more > 0 else "")
+        )
     if not texts:
-        raise UsageProblem(f"directory {directory} holds no text files")
+        raise UsageProblem(f"directory {directory} holds no {encoding} text files")
     return texts

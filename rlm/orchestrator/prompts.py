@@ -72,6 +72,9 @@ collections, itertools (imported), numpy and pandas (installed). Finish inside a
 block with FINAL(answer) or \
 FINAL_VAR("variable_name"). You have {max_iterations} replies."""
 
+KEYS_SHOWN = 5
+KEY_CHARS_SHOWN = 80
+
 CHILD_QUERY = (
     "CONTEXT is a request another model sent you. Carry it out and give the result with "
     "FINAL(...) or FINAL_VAR(...)."
@@ -93,8 +96,20 @@ def describe_context(context: Any) -> tuple[str, str, int]:
             size,
         )
     if isinstance(context, dict):
-        return f"a dict of {len(context):,} keys, {size:,} characters as JSON", "dict", size
+        return f"a dict of {_describe_entries(context)}, {size:,} characters as JSON", "dict", size
     raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
+
+
+def _describe_entries(context: dict[Any, Any]) -> str:
+    """How many entries, of which types, and the first few keys: keys name the parts (a
+    directory's file paths), which the model needs to say where an answer came from."""
+    if not context:
+        return "0 keys"
+    keys = "/".join(sorted({type(key).__name__ for key in context}))
+    values = "/".join(sorted({type(value).__name__ for value in context.values()}))
+    shown = ", ".join(repr(key)[:KEY_CHARS_SHOWN] for key in list(context)[:KEYS_SHOWN])
+    more = ", ..." if len(context) > KEYS_SHOWN else ""
+    return f"{len(context):,} {keys} keys ({shown}{more}) mapping to {values} values"
 
 
 def system_prompt(description: str, kind: str, *, max_iterations: int, compact: bool) -> str:

@@ -93,20 +93,57 @@ def describe_context(request: dict[str, object]) -> str:
     return repl("FINAL(f'{type(CONTEXT).__name__} {[len(part) for part in CONTEXT]}')")
 
 
-def test_a_directory_gives_a_list_of_its_text_files(
+def describe_files(request: dict[str, object]) -> str:
+    return repl("FINAL(json.dumps({name: len(text) for name, text in CONTEXT.items()}))")
+
+
+def test_a_directory_gives_its_text_files_by_path(
     openai_server: FakeModelServer, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     (folder / "sub").mkdir(parents=True)
-    (folder / "a.txt").write_text("a" * 3)
-    (folder / "sub" / "b.md").write_text("b" * 5)
+    (folder / "b.txt").write_text("b" * 3)
+    (folder / "sub" / "a.md").write_text("a" * 5)
     (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    (folder / "old.txt").write_bytes("caf\xe9".encode("latin-1"))
     (folder / ".hidden").write_text("h")
-    openai_server.handler = describe_context
+    openai_server.handler = describe_files
     result = invoke([*LOCAL, "--context-file", str(folder), "--query", "What is there?"])
-    assert (result.exit_code, result.stdout) == (0, "list [3, 5]\n"), result.stderr
-    assert "skipped 1 binary file(s)" in result.stderr
-    assert "logo.png" in result.stderr
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == '{"b.txt": 3, "sub/a.md": 5}\n'
+    # Binary and undecodable files are skipped alike, and named.
+    assert "skipped 2 file(s)" in result.stderr
+    assert "not utf-8 text" in result.stderr
+    assert "logo.png, old.txt" in result.stderr
+    # The model is told what the keys are.
+    system = openai_server.requests[0].json["messages"][0]["content"]
+    assert "a dict of 2 str keys ('b.txt', 'sub/a.md') mapping to str values" in system
+
+
+def test_an_encoding_reads_what_utf8_skipped(
+    openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "old.txt").write_bytes("caf\xe9".encode("latin-1"))
+    openai_server.handler = describe_files
+    args = ["--context-file", str(folder), "--encoding", "latin-1", "--query", "What?"]
+    result = invoke([*LOCAL, *args])
+    assert (result.exit_code, result.stdout) == (0, '{"old.txt": 4}\n'), result.stderr
+    assert "skipped" not in result.stderr
+
+
+def test_a_directory_among_files_keys_every_path_as_given(
+    openai_server: FakeModelServer, cats: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "x.txt").write_text("x" * 7)
+    openai_server.handler = describe_files
+    args = ["--context-file", str(folder), "--context-file", str(cats)]
+    result = invoke([*LOCAL, *args, "--query", "What is there?"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {str(cats): 20, f"{folder}/x.txt": 7}
 
 
 def test_several_context_files_give_a_list(

@@ -28,6 +28,11 @@ def test_describes_lists_and_dicts() -> None:
     )
     description, kind, size = describe_context({"a": 1, "b": [1, 2]})
     assert (kind, size) == ("dict", len('{"a": 1, "b": [1, 2]}'))
-    assert description.startswith("a dict of 2 keys")
+    assert description.startswith("a dict of 2 str keys ('a', 'b') mapping to int/list values")
+    files = {f"part{i}.txt": "text" for i in range(9)}
+    description = describe_context(files)[0]
+    assert "9 str keys ('part0.txt', 'part1.txt', 'part2.txt', 'part3.txt', 'part4.txt', ...)" in (
+        description
+    )
     with pytest.raises(TypeError, match="str, list or dict"):
         describe_context(42)
