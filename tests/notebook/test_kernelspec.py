@@ -157,3 +157,22 @@ def test_nbclient_runs_a_notebook(installed: str) -> None:
     assert outputs[1][0]["text"] == "['echo: a', 'echo: b']\n"
     assert outputs[2][0]["text"] == "y\n"
     assert set(our_containers()) <= before
+
+
+def test_a_backend_without_its_key_starts_and_fails_at_llm_query(
+    jupyter_prefix: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    args = ["install", "--name", "keyless", "--prefix", str(jupyter_prefix)]
+    result = CliRunner().invoke(kernel_cli, [*args, "--backend", "anthropic"])
+    assert result.exit_code == 0, result.output
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("print(6 * 7)"),
+        nbformat.v4.new_code_cell("llm_query('hi')"),
+    ]
+    NotebookClient(notebook, kernel_name="keyless", timeout=60, allow_errors=True).execute()
+    assert notebook.cells[0].outputs[0]["text"] == "42\n"
+    error = notebook.cells[1].outputs[0]
+    assert error["ename"] == "LLMQueryError"
+    assert "set ANTHROPIC_API_KEY in the environment of the Jupyter server" in error["evalue"]
