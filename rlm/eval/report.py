@@ -8,8 +8,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rlm.eval.store import Record
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class PlotUnavailable(RuntimeError):
@@ -79,7 +83,8 @@ def short_length(tokens: int) -> str:
 
 
 def plot(rows: list[Row], path: Path, title: str) -> Path:
-    """Score and mean cost per task against context length, one line per task type."""
+    """Score and mean cost per task against context length, one line per task type; mean
+    tokens instead of cost when no cost is known (models missing from the price table)."""
     try:
         # Imported on demand: only plotting needs matplotlib, and it is an extra.
         import matplotlib
@@ -91,25 +96,45 @@ def plot(rows: list[Row], path: Path, title: str) -> Path:
             "plot skipped: matplotlib is not installed (pip install 'rlm[eval]')"
         ) from exc
 
+    figure = draw(rows, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def draw(rows: list[Row], title: str) -> Figure:
+    """The figure `plot` saves (matplotlib must be importable)."""
+    import matplotlib.pyplot as plt
+
     by_kind: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         by_kind[row.kind].append(row)
-    figure, (score_axes, cost_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (score_axes, spend_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    priced = any(row.cost_usd is not None for row in rows)
     for kind, kind_rows in by_kind.items():
         lengths = [row.length for row in kind_rows]
         score_axes.plot(lengths, [row.score * 100 for row in kind_rows], marker="o", label=kind)
-        priced = [row for row in kind_rows if row.cost_usd is not None]
-        if priced:
-            cost_axes.plot(
-                [row.length for row in priced],
-                [row.cost_usd for row in priced],
-                marker="o",
-                label=kind,
-            )
+        points = [
+            (row.length, row.cost_usd if priced else row.tokens)
+            for row in kind_rows
+            if row.cost_usd is not None or not priced
+        ]
+        if points:
+            spend_axes.plot(*zip(*points, strict=True), marker="o", label=kind)
     score_axes.set(ylabel="score (%)", ylim=(-3, 103), title="Score")
-    # Costs span orders of magnitude across lengths (and between RLM and baseline).
-    cost_axes.set(ylabel="mean cost per task ($)", title="Cost", yscale="log")
-    for axes in (score_axes, cost_axes):
+    # Costs and tokens span orders of magnitude across lengths (and between RLM and baseline).
+    if priced:
+        unknown = sum(row.cost_usd is None for row in rows)
+        note = f" (unknown for {unknown} point(s), left out)" if unknown else ""
+        spend_axes.set(ylabel="mean cost per task ($)", title="Cost" + note, yscale="log")
+    else:
+        spend_axes.set(
+            ylabel="mean tokens per task",
+            title="Tokens (cost unknown: no price for this model)",
+            yscale="log",
+        )
+    for axes in (score_axes, spend_axes):
         axes.set_xscale("log", base=2)
         axes.set_xlabel("context length (tokens)")
         axes.grid(True, alpha=0.3)
@@ -117,7 +142,4 @@ def plot(rows: list[Row], path: Path, title: str) -> Path:
             axes.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return figure

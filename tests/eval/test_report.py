@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rlm.eval.report import PlotUnavailable, markdown, plot, summarize
+from rlm.eval.report import PlotUnavailable, draw, markdown, plot, summarize
 
 
 def _record(kind: str, length: int, score: float, cost: float | None, error: str | None = None):
@@ -62,3 +62,17 @@ def test_without_matplotlib_the_plot_says_how_to_install_it(
     with pytest.raises(PlotUnavailable, match=advice):
         plot(summarize(RECORDS), tmp_path / "results.png", "title")
     assert not (tmp_path / "results.png").exists()
+
+
+def test_unpriced_models_plot_tokens_and_say_so() -> None:
+    unpriced = [_record("sniah", 8192, 1.0, None), _record("sniah", 1 << 20, 0.5, None)]
+    spend = draw(summarize(unpriced), "ollama").axes[1]
+    assert spend.get_title() == "Tokens (cost unknown: no price for this model)"
+    assert spend.get_ylabel() == "mean tokens per task"
+    assert list(spend.get_lines()[0].get_ydata()) == [1000, 1000]
+
+
+def test_a_partly_priced_run_plots_cost_and_counts_the_unknown_points() -> None:
+    spend = draw(summarize(RECORDS), "mixed").axes[1]
+    assert spend.get_title() == "Cost (unknown for 1 point(s), left out)"
+    assert spend.get_ylabel() == "mean cost per task ($)"
