@@ -184,6 +184,10 @@ class ContainerProvisioner(RlmProvisioner):
                 "/var/tmp": f"rw,nosuid,nodev,noexec,size={VAR_TMP_BYTES // MiB}m,mode=1777",
             },
             "init": True,
+            # A kernel started by a Jupyter tool may be ended by a shutdown message alone
+            # (jupyter console's `exit`): its container goes when it ends, whoever ends it.
+            # rlm's Sandbox removes its own, after reading why a kernel died.
+            "auto_remove": self._owned_run_dir is not None,
             # What the kernel writes to its raw stdout/stderr lands in the engine's log on
             # the host's disk: keep it small.
             "log_config": LogConfig(type="json-file", config={"max-size": "1m"}),

@@ -23,6 +23,7 @@ import docker
 import docker.errors
 
 from rlm.errors import EngineNotFoundError, ImageNotFoundError
+from rlm.sandbox import reaper
 from rlm.sandbox.rundir import base_dir, pid_alive
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,11 @@ class PodmanService:
                 # working directory: keep them out of the caller's.
                 cwd=base_dir(),
             )
-        (base_dir() / f"podman-{os.getpid()}.pid").write_text(str(self._process.pid))
+        pidfile = base_dir() / f"podman-{os.getpid()}.pid"
+        pidfile.write_text(str(self._process.pid))
+        # Stopped at exit, or by the reaper if this process is killed.
         atexit.register(self.stop)
+        reaper.watch(reaper.SERVICE, str(pidfile))
         deadline = time.monotonic() + SERVICE_START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -112,16 +116,20 @@ def sweep_podman_services() -> None:
     for pidfile in base_dir().glob("podman-*.pid"):
         try:
             owner = int(pidfile.stem.split("-", 1)[1])
-            service = int(pidfile.read_text())
-        except (ValueError, OSError):
+        except ValueError:
             continue
-        if pid_alive(owner):
-            continue
+        if not pid_alive(owner):
+            stop_service(pidfile)
+
+
+def stop_service(pidfile: Path) -> None:
+    """Stop the podman service a PodmanService's pid file names, and remove its files."""
+    with contextlib.suppress(ValueError, OSError):
+        service = int(pidfile.read_text())
         if _is_podman_service(service):  # not a recycled pid
-            with contextlib.suppress(OSError):
-                os.kill(service, 15)
-        for suffix in ("pid", "sock", "log"):
-            (base_dir() / f"podman-{owner}.{suffix}").unlink(missing_ok=True)
+            os.kill(service, 15)
+    for suffix in (".pid", ".sock", ".log"):
+        pidfile.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _is_podman_service(pid: int) -> bool:
@@ -200,6 +208,8 @@ def get_engine() -> Engine:
     with _engine_lock:
         if _engine is None:
             _engine = _discover()
+            # Containers of a process killed before removing them go through this engine.
+            reaper.watch(reaper.ENGINE, _engine.url)
         return _engine
 
 

@@ -17,6 +17,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlm.sandbox import reaper
+
 log = logging.getLogger(__name__)
 
 OWNER_LABEL = "rlm.owner"
@@ -112,6 +114,8 @@ class RunDir:
         (path / "owner").write_text(owner_id())
         run_dir = cls(path)
         run_dir.shared.mkdir(mode=0o700)
+        # Removed by the reaper if this process ends without removing it.
+        reaper.watch(reaper.RUN_DIR, str(path))
         return run_dir
 
     def remove(self) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nbformat
@@ -18,7 +22,7 @@ from nbclient import NotebookClient
 from rlm.notebook import kernelspec
 from rlm.notebook.cli import kernel as kernel_cli
 from rlm.sandbox.engine import get_engine
-from rlm.sandbox.rundir import OWNER_LABEL
+from rlm.sandbox.rundir import OWNER_LABEL, owner_id
 
 pytestmark = pytest.mark.container
 
@@ -26,10 +30,17 @@ HANDLER = "tests.notebook.handlers:echo_handler"
 
 
 def our_containers() -> list[str]:
+    """This process's containers (other processes on the machine start their own)."""
     containers = get_engine().client.containers.list(
-        all=True, sparse=True, filters={"label": OWNER_LABEL}
+        all=True, sparse=True, filters={"label": f"{OWNER_LABEL}={owner_id()}"}
     )
     return [c.id for c in containers]
+
+
+def container_exists(container_id: str) -> bool:
+    # A listing, not a get: Podman answers a get during removal with a 500.
+    found = get_engine().client.containers.list(all=True, sparse=True, filters={"id": container_id})
+    return bool(found)
 
 
 @pytest.fixture
@@ -176,3 +187,52 @@ def test_a_backend_without_its_key_starts_and_fails_at_llm_query(
     error = notebook.cells[1].outputs[0]
     assert error["ename"] == "LLMQueryError"
     assert "set ANTHROPIC_API_KEY in the environment of the Jupyter server" in error["evalue"]
+
+
+CONSOLE_SCRIPT = """
+import sys
+from jupyter_client import KernelManager
+
+manager = KernelManager(kernel_name=sys.argv[1])
+manager.start_kernel()
+client = manager.client()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+print(manager.provisioner.container.id, manager.provisioner.run_dir, flush=True)
+client.shutdown()  # what jupyter console's `exit` sends; shutdown_kernel is never called
+sys.stdin.read()
+client.stop_channels()
+"""
+
+
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_a_kernel_shut_down_by_message_leaves_nothing(installed: str) -> None:
+    """As jupyter console's `exit`: the container goes when the kernel ends, and the run
+    directory when the client's process ends."""
+    # A run base of its own, where no other process's sweep removes what it leaves.
+    run_base = Path(tempfile.mkdtemp(prefix="rlm-"))
+    console = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE_SCRIPT, installed],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RLM_RUN_BASE": str(run_base)},
+    )
+    assert console.stdin is not None and console.stdout is not None
+    try:
+        container_id, run_dir = console.stdout.readline().split()
+        assert until(lambda: not container_exists(container_id))
+        assert console.poll() is None  # while the client still runs
+    finally:
+        console.stdin.close()
+        console.wait(60)
+    assert until(lambda: not Path(run_dir).exists())
+    shutil.rmtree(run_base, ignore_errors=True)

@@ -8,7 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,29 +54,91 @@ async def test_exception_inside_the_block_cleans_up() -> None:
     assert not Path(str(seen["dir"])).exists()
 
 
-def test_sigkilled_owner_is_swept_by_the_next_start(tmp_path: Path) -> None:
-    script = textwrap.dedent(
-        """
-        import asyncio, sys
-        from rlm.sandbox.sandbox import Sandbox
+OWNER_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from rlm.sandbox.sandbox import Sandbox
 
-        async def main():
-            box = await Sandbox("x").start()
-            print(box.container_id, box.run_dir, flush=True)
-            await asyncio.sleep(600)
+    async def main():
+        box = await Sandbox("x").start()
+        print(box.container_id, box.run_dir, flush=True)
+        await asyncio.sleep(600)
 
-        asyncio.run(main())
-        """
-    )
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def run_base() -> Iterator[Path]:
+    """A run base of its own (short: ipc paths are limited), where no other process's
+    sweep removes what a dead owner left: only its reaper can."""
+    path = Path(tempfile.mkdtemp(prefix="rlm-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def start_owner(cwd: Path, run_base: Path | None = None) -> tuple[subprocess.Popen[str], str, str]:
+    """A process that starts a sandbox and waits; its container id and run directory."""
+    env = {**os.environ, **({"RLM_RUN_BASE": str(run_base)} if run_base else {})}
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+        [sys.executable, "-c", OWNER_SCRIPT], stdout=subprocess.PIPE, text=True, cwd=cwd, env=env
     )
+    assert child.stdout is not None
     try:
-        assert child.stdout is not None
         container_id, run_dir = child.stdout.readline().split()
-    finally:
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(30)
+    except ValueError:
+        child.kill()
+        raise
+    return child, container_id, run_dir
+
+
+def reaper_of(pid: int) -> int:
+    """The pid of the reaper process `pid` started."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and cmdline.rstrip(b"\0").endswith(b"reaper.py"):
+            return int(stat.parent.name)
+    raise AssertionError(f"process {pid} has no reaper")
+
+
+def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_a_sigkilled_owner_leaves_nothing_behind(tmp_path: Path, run_base: Path) -> None:
+    child, container_id, run_dir = start_owner(tmp_path, run_base)
+    service = run_base / f"podman-{child.pid}.pid"
+    service_pid = int(service.read_text()) if service.exists() else None
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    # No other process starts: the dead owner's reaper removes what it left.
+    assert until(lambda: container_id not in our_containers())
+    assert until(lambda: not Path(run_dir).exists())
+    if service_pid is not None:  # its own podman service does not outlive it
+        assert until(
+            lambda: (
+                not Path(f"/proc/{service_pid}").exists()
+                or b"podman" not in (Path(f"/proc/{service_pid}/cmdline").read_bytes())
+            )
+        )
+        assert not service.exists()
+
+
+def test_what_a_killed_owner_and_reaper_left_is_swept_by_the_next_start(tmp_path: Path) -> None:
+    child, container_id, run_dir = start_owner(tmp_path)
+    os.kill(reaper_of(child.pid), signal.SIGKILL)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
     assert container_id in our_containers()
     # The next sandbox start, in a new process, sweeps what the dead one left.
     subprocess.run(
