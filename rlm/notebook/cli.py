@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from jupyter_client.kernelspec import NoSuchKernel
 
-from rlm.notebook import kernelspec
+from rlm.notebook import kernelspec, reach
 
 
 @click.group("kernel")
@@ -66,6 +66,8 @@ def install(
     except (FileNotFoundError, PermissionError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"installed kernelspec {name!r} in {where}")
+    if problem := reach.unreachable_by_jupyter(f"rlm-{runtime}"):
+        click.echo(f"rlm kernel install: warning: {problem}", err=True)
 
 
 @kernel.command("list")
