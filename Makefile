@@ -4,7 +4,8 @@ PYTHON ?= python3
 ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 VERSION := $(shell $(PYTHON) -c "import tomllib;print(tomllib.load(open('pyproject.toml','rb'))['project']['version'])")
 IMAGE ?= localhost/rlm-kernel:$(VERSION)
-BASE_IMAGE ?= python:3.12-slim
+# Empty: rlm image build picks LOCAL_BASE if present, else python:3.12-slim.
+BASE_IMAGE ?=
 LOCAL_BASE ?= localhost/rlm-base:bookworm
 
 .PHONY: setup install image base-image test test-rootless test-security bench bench-ray replay lint
@@ -17,7 +18,7 @@ install:
 
 image:
 	@test -n "$(ENGINE)" || { echo "no container engine: install podman (apt-get install podman runc)"; exit 2; }
-	$(PYTHON) -m rlm.cli image build --engine $(ENGINE) --base-image $(BASE_IMAGE) --tag $(IMAGE)
+	$(PYTHON) -m rlm.cli image build --engine $(ENGINE) $(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) --tag $(IMAGE)
 
 base-image:
 	bash scripts/build-base-image.sh $(LOCAL_BASE)

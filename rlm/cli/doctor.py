@@ -61,17 +61,29 @@ def engine_checks() -> tuple[list[Check], Engine | None]:
     if engine.service is None:
         checks.append(Check("socket", "ok", engine.url))
     else:
-        user = "" if os.getuid() == 0 else " --user"
         checks.append(
             Check(
                 "socket",
                 "warn",
                 "no engine socket answers: each rlm process starts its own "
                 "`podman system service` (slower start)",
-                f"systemctl{user} enable --now podman.socket",
+                socket_fix(),
             )
         )
     return checks, engine
+
+
+def socket_fix() -> str:
+    """How to keep a Podman socket running: systemd's socket unit where systemd runs,
+    else a service started by hand on the socket rlm looks for first."""
+    user = "" if os.getuid() == 0 else " --user"
+    if Path("/run/systemd/system").is_dir():  # what sd_booted() checks
+        return f"systemctl{user} enable --now podman.socket"
+    runtime_dir = "/run" if os.getuid() == 0 else "$XDG_RUNTIME_DIR"
+    return (
+        f"no systemd here: start one yourself (and at boot): podman system service --time=0 "
+        f"unix://{runtime_dir}/podman/podman.sock &"
+    )
 
 
 def rootless_checks(engine: Engine | None, uid: int | None = None) -> list[Check]:

@@ -20,6 +20,9 @@ from rich.markup import escape
 from rlm.cli.errors import ExitCode, UsageProblem
 
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
+# What `make setup` / `make base-image` build without a registry; preferred when present, so
+# an offline host never tries to pull.
+LOCAL_BASE_IMAGE = "localhost/rlm-base:bookworm"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # The directory holding the `rlm` package: a checkout, or site-packages for an installed
 # wheel, which carries the Containerfile as package data.
@@ -65,6 +68,18 @@ def find_engine(engine: str | None) -> str:
             return path
     wanted = engine or "podman or docker"
     raise UsageProblem(f"{wanted} not found: install podman (apt-get install podman runc uidmap)")
+
+
+def choose_base_image(executable: str) -> str:
+    """The local base if the engine has it, else the registry's Python image."""
+    present = subprocess.run(
+        [executable, "image", "inspect", LOCAL_BASE_IMAGE],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+    return LOCAL_BASE_IMAGE if present.returncode == 0 else DEFAULT_BASE_IMAGE
 
 
 def stage_context(into: Path, source_root: Path = SOURCE_ROOT) -> Path:
@@ -122,9 +137,8 @@ def image() -> None:
 @image.command()
 @click.option(
     "--base-image",
-    default=DEFAULT_BASE_IMAGE,
-    show_default=True,
-    help="Python base image (offline: localhost/rlm-base:bookworm from `make base-image`).",
+    help=f"Python base image (default: {LOCAL_BASE_IMAGE} if present, as `make setup` "
+    f"builds it without a registry, else {DEFAULT_BASE_IMAGE}).",
 )
 @click.option("--tag", help="Image name (default: $RLM_IMAGE, else localhost/rlm-kernel:VERSION).")
 @click.option("--engine", help="Engine executable (default: podman, else docker).")
@@ -134,7 +148,7 @@ def image() -> None:
     metavar="SPECS",
     help='More pip packages for the kernel, e.g. "scipy lxml>=5" (space-separated).',
 )
-def build(base_image: str, tag: str | None, engine: str | None, extra_packages: str) -> int:
+def build(base_image: str | None, tag: str | None, engine: str | None, extra_packages: str) -> int:
     """Build the kernel image from this checkout, labelled with its runtime hash."""
     from rlm.kernel_image import runtime_hash
     from rlm.sandbox.provisioner import default_image
@@ -142,6 +156,9 @@ def build(base_image: str, tag: str | None, engine: str | None, extra_packages: 
     executable = find_engine(engine)
     tag = tag or default_image()
     console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if base_image is None:
+        base_image = choose_base_image(executable)
+        console.print(f"rlm: base image {escape(base_image)}")
     with tempfile.TemporaryDirectory(prefix="rlm-image-") as staging:
         command = build_command(
             executable,

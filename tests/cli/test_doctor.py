@@ -107,3 +107,25 @@ def test_rootless_checks_only_for_other_users() -> None:
     assert [c.status for c in doctor.rootless_checks(None, uid=0)] == ["skip"]
     names = [c.name for c in doctor.rootless_checks(None, uid=os.getuid() or 65534)]
     assert names[:3] == ["subuid", "subgid", "uid mapping"]
+
+
+def test_the_socket_fix_fits_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    done = subprocess.run(
+        [sys.executable, "-m", "rlm", "doctor", "--backend", "openai"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if get_engine().service is None:
+        pytest.skip("an engine socket answers here: there is nothing to fix")
+    fix = next(
+        line
+        for line in done.stdout.splitlines()
+        if "podman.socket" in line or ("podman system service --time=0 unix://" in line)
+    )
+    if Path("/run/systemd/system").is_dir():
+        assert "systemctl" in fix
+    else:
+        assert "systemctl" not in done.stdout
+        assert "no systemd here" in fix

@@ -91,10 +91,10 @@ def test_a_real_build_labels_the_image_with_the_runtime_hash() -> None:
     tag = f"localhost/rlm-kernel-clitest:{uuid.uuid4().hex[:8]}"
     images = get_engine().client.images
     try:
-        result = invoke(
-            ["image", "build", "--base-image", "localhost/rlm-base:bookworm", "--tag", tag]
-        )
+        # No --base-image: the local base (there is no registry here) is preferred.
+        result = invoke(["image", "build", "--tag", tag])
         assert (result.exit_code, result.stdout) == (0, tag + "\n"), result.stderr
+        assert "rlm: base image localhost/rlm-base:bookworm\n" in result.stderr
         assert images.get(tag).labels["rlm.runtime-hash"] == runtime_hash()
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):

@@ -236,3 +236,22 @@ def test_a_kernel_shut_down_by_message_leaves_nothing(installed: str) -> None:
         console.wait(60)
     assert until(lambda: not Path(run_dir).exists())
     shutil.rmtree(run_base, ignore_errors=True)
+
+
+def test_rebinding_context_in_a_notebook_is_reverted_and_said_once(
+    jupyter_prefix: Path,
+) -> None:
+    kernelspec.install("reserved", prefix=str(jupyter_prefix), handler=HANDLER)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("CONTEXT = 5"),
+        nbformat.v4.new_code_cell("print(repr(CONTEXT))\nCONTEXT = 6"),
+        nbformat.v4.new_code_cell("set_context('new')\nprint(CONTEXT)"),
+    ]
+    NotebookClient(notebook, kernel_name="reserved", timeout=60).execute()
+    said, again, replaced = (cell.outputs for cell in notebook.cells)
+    assert [output["name"] for output in said] == ["stderr"]
+    assert said[0]["text"].startswith("rlm: reserved name(s) restored: CONTEXT.")
+    assert "set_context(value)" in said[0]["text"]
+    assert again == [nbformat.v4.new_output("stream", name="stdout", text="''\n")]
+    assert replaced[0]["text"] == "new\n"

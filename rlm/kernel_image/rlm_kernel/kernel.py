@@ -40,6 +40,7 @@ class RLMKernel(IPythonKernel):
         self._execute_sleep = 0.0
         # rlm's own host never shows the code back; Jupyter front ends want it echoed.
         self.echo_input = os.environ.get(Env.ECHO_INPUT, "1") != "0"
+        self._told_restored = False
 
     def _explain_name_error(
         self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
@@ -80,12 +81,23 @@ class RLMKernel(IPythonKernel):
             self.runtime.check_answer_dict()
         if "evalue" in reply:
             reply["evalue"] = clip(str(reply["evalue"]), self.output_cap.limit)
+        restored = self.runtime.restore_reserved()
+        if restored and self.echo_input and not self._told_restored:
+            # A notebook's author would otherwise see the assignment silently undone; rlm's
+            # own host (no echo) reads the names from the reply and tells its model.
+            self._told_restored = True
+            print(
+                f"rlm: reserved name(s) restored: {', '.join(restored)}. Rebinding them is "
+                "undone after each cell; to replace CONTEXT, call set_context(value). "
+                "(Said once.)",
+                file=sys.stderr,
+            )
         # The host reads these from the execute_reply: no extra round trip per execute.
         reply[protocol.REPLY_KEY] = {
             protocol.REPLY_FINAL: self.runtime.final,
             protocol.REPLY_FINISH: self.runtime.finish,
             protocol.REPLY_OUTPUT_DROPPED: self.output_cap.dropped,
-            protocol.REPLY_RESTORED: self.runtime.restore_reserved(),
+            protocol.REPLY_RESTORED: restored,
         }
         return reply
 
