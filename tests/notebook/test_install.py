@@ -45,9 +45,10 @@ def test_a_jupyter_without_our_provisioner_is_named_with_the_fix(tmp_path: Path)
 
 
 def test_no_warning_when_jupyter_finds_our_provisioner(tmp_path: Path) -> None:
-    if "rlm-container" not in subprocess.run(
+    listed = subprocess.run(
         ["jupyter", "kernelspec", "provisioners"], capture_output=True, text=True, timeout=60
-    ).stdout:
+    )
+    if "rlm-container" not in listed.stdout:
         pytest.skip("the jupyter on PATH is not this environment's")
     done = install(tmp_path, os.environ["PATH"])
     assert (done.returncode, done.stderr) == (0, "")
