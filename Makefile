@@ -60,6 +60,7 @@ lint:
 BACKEND ?= anthropic
 MODEL ?=
 SUB_MODEL ?=
+BASE_URL ?=
 N ?= 5
 LENGTHS ?= 2^13..2^17
 OUT ?=
@@ -69,7 +70,8 @@ EXECUTOR ?= local
 RAY_ADDRESS ?=
 CONCURRENCY ?= $(if $(filter ray,$(EXECUTOR)),,2)
 EVAL_ARGS = --backend $(BACKEND) $(if $(MODEL),--model '$(MODEL)') \
-	$(if $(SUB_MODEL),--sub-model '$(SUB_MODEL)') -n $(N) --lengths '$(LENGTHS)' \
+	$(if $(SUB_MODEL),--sub-model '$(SUB_MODEL)') $(if $(BASE_URL),--base-url '$(BASE_URL)') \
+	-n $(N) --lengths '$(LENGTHS)' \
 	$(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) --executor $(EXECUTOR) \
 	$(if $(RAY_ADDRESS),--ray-address '$(RAY_ADDRESS)')
 # Default results file: per backend, model and task set (a file holds one configuration).

@@ -154,9 +154,11 @@ class SDKBackend(Backend):
         if isinstance(exc, sdk.APIStatusError):
             status, message = exc.status_code, _error_message(exc)
             if status in (401, 403):
-                hint = f"set {self._key_env}" if self._key_env else "pass api_key"
+                hint = (
+                    f"set {self._key_env} to a valid key" if self._key_env else "give a valid key"
+                )
                 return AuthenticationError(
-                    f"{where} rejected the API key ({status}: {message}); {hint} to a valid key"
+                    f"{where} rejected the API key ({status}: {message}); {hint}"
                 )
             if status == 429:
                 return RateLimitError(

@@ -23,13 +23,20 @@ class Preset:
     """Which backend class serves it: the Anthropic API, an OpenAI-compatible
     endpoint, or the Claude command-line tool."""
     key_env: str | None
-    """Environment variable holding the API key; None: no key needed."""
+    """Environment variable holding the API key; None: the CLI tool logs in itself."""
     default_model: str | None
     """None: the user must name the model (what a local server serves varies)."""
     base_url: str | None
     """None: the SDK's default (which honours ANTHROPIC_BASE_URL / OPENAI_BASE_URL)."""
     extra_body: Mapping[str, Any] | None = None
     """Merged into every request body."""
+    key_required: bool = True
+    """False for local servers: they need a key only when started with one."""
+
+    @property
+    def needs_key(self) -> bool:
+        """Whether a run fails without the key (local servers take one only if set)."""
+        return self.key_env is not None and self.key_required
 
     @property
     def base_url_env(self) -> str | None:
@@ -50,9 +57,12 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                    MappingProxyType({"usage": {"include": True}})),
             Preset("huggingface", "Hugging Face", "openai", "HF_TOKEN",
                    "Qwen/Qwen2.5-Coder-32B-Instruct", "https://router.huggingface.co/v1"),
-            Preset("ollama", "Ollama (local)", "openai", None,
-                   "qwen3-coder:32b", "http://localhost:11434/v1"),
-            Preset("vllm", "vLLM (local)", "openai", None, None, "http://localhost:8000/v1"),
+            # Keys for local servers are optional: a vLLM server started with --api-key
+            # (which reads VLLM_API_KEY itself), or Ollama behind an authenticating proxy.
+            Preset("ollama", "Ollama (local)", "openai", "OLLAMA_API_KEY",
+                   "qwen3-coder:32b", "http://localhost:11434/v1", key_required=False),
+            Preset("vllm", "vLLM (local)", "openai", "VLLM_API_KEY", None,
+                   "http://localhost:8000/v1", key_required=False),
             Preset("claude", "Claude CLI", "claude-cli", None, "claude-sonnet-4-20250514", None),
         )
     }
@@ -96,10 +106,8 @@ def make_backend(
     env_url = os.environ.get(chosen.base_url_env) if chosen.base_url_env else None
     url = base_url or env_url or chosen.base_url
     key = api_key or (os.environ.get(chosen.key_env) if chosen.key_env else None)
-    if chosen.key_env and not key:
-        raise AuthenticationError(
-            f"{chosen.provider} needs an API key: set {chosen.key_env} or pass api_key"
-        )
+    if chosen.needs_key and not key:
+        raise AuthenticationError(f"{chosen.provider} needs an API key: set {chosen.key_env}")
     if chosen.kind == "anthropic":
         from rlm.backends.anthropic_api import AnthropicBackend
 

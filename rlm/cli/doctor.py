@@ -199,6 +199,14 @@ def backend_checks(preset: Preset, base_url: str | None) -> list[Check]:
         checks.append(Check("key", "ok", f"{preset.provider} needs no key"))
     elif os.environ.get(preset.key_env):
         checks.append(Check("key", "ok", f"{preset.key_env} is set"))
+    elif not preset.needs_key:
+        checks.append(
+            Check(
+                "key",
+                "ok",
+                f"{preset.key_env} is not set (only a server started with one needs it)",
+            )
+        )
     else:
         checks.append(
             Check(
@@ -226,7 +234,7 @@ def endpoint_check(preset: Preset, url: str) -> Check:
     try:
         httpx.get(url, timeout=REACH_TIMEOUT_S)
     except httpx.HTTPError as exc:
-        hint = "start the server, " if preset.key_env is None else ""
+        hint = "start the server, " if not preset.needs_key else ""
         return Check(
             "endpoint",
             "fail",

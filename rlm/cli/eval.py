@@ -232,8 +232,8 @@ def _evaluation(
 
 def _check_key(preset: str) -> None:
     key_env = PRESETS[preset].key_env
-    if key_env and not os.environ.get(key_env):
-        keyless = ", ".join(name for name, p in PRESETS.items() if p.key_env is None)
+    if PRESETS[preset].needs_key and not os.environ.get(key_env or ""):
+        keyless = ", ".join(name for name, p in PRESETS.items() if not p.needs_key)
         raise UsageProblem(
             f"no endpoint configured for --backend {preset}: set {key_env} "
             f"(or choose a --backend that needs no key: {keyless})"

@@ -36,9 +36,10 @@ def test_the_table():
                        "https://openrouter.ai/api/v1", "RLM_OPENROUTER_BASE_URL"),
         "huggingface": ("Hugging Face", "HF_TOKEN", "Qwen/Qwen2.5-Coder-32B-Instruct",
                         "https://router.huggingface.co/v1", "RLM_HUGGINGFACE_BASE_URL"),
-        "ollama": ("Ollama (local)", None, "qwen3-coder:32b", "http://localhost:11434/v1",
-                   "RLM_OLLAMA_BASE_URL"),
-        "vllm": ("vLLM (local)", None, None, "http://localhost:8000/v1", "RLM_VLLM_BASE_URL"),
+        "ollama": ("Ollama (local)", "OLLAMA_API_KEY", "qwen3-coder:32b",
+                   "http://localhost:11434/v1", "RLM_OLLAMA_BASE_URL"),
+        "vllm": ("vLLM (local)", "VLLM_API_KEY", None, "http://localhost:8000/v1",
+                 "RLM_VLLM_BASE_URL"),
         "claude": ("Claude CLI", None, "claude-sonnet-4-20250514", None, None),
     }  # fmt: skip
 
@@ -94,6 +95,25 @@ async def test_explicit_model_and_base_url(model_server):
     assert model == "my/model"
     assert completion.text == "served"
     assert model_server.requests[0].json["model"] == "my/model"
+
+
+@pytest.mark.parametrize("preset", ["vllm", "ollama"])
+async def test_local_presets_send_their_key_when_one_is_set(preset, monkeypatch, model_server):
+    """A vLLM server started with --api-key, or Ollama behind an authenticating proxy."""
+    monkeypatch.setenv(PRESETS[preset].key_env, "local-key")
+    backend, model = make_backend(preset, model="m", base_url=model_server.openai_url)
+    model_server.push("served")
+    try:
+        await backend.acomplete([{"role": "user", "content": "q"}], model)
+    finally:
+        await backend.aclose()
+    assert model_server.requests[0].headers["authorization"] == "Bearer local-key"
+
+
+async def test_local_presets_need_no_key(monkeypatch):
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    backend, _ = make_backend("vllm", model="m")
+    await backend.aclose()
 
 
 async def test_openrouter_via_env_override_reports_its_cost(monkeypatch, model_server):

@@ -56,7 +56,39 @@ def test_a_rejected_key_names_the_variable(openai_server: FakeModelServer, cats:
     openai_server.push(Reply(status=401, text="invalid key"))
     line = fails_with([*LOCAL, "--context-file", str(cats), "--query", "q", "--quiet"])
     assert "rejected the API key" in line
-    assert "OPENAI_API_KEY" in line
+    assert line.endswith("set OPENAI_API_KEY to a valid key")
+    assert "api_key" not in line  # an argument of the Python API, not of the command
+
+
+def test_a_missing_key_is_phrased_for_the_command(
+    cats: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    line = fails_with([*LOCAL, "--context-file", str(cats), "--query", "q"])
+    assert line == "rlm: error: OpenAI needs an API key: set OPENAI_API_KEY"
+
+
+def test_a_vllm_key_reaches_the_server(
+    openai_server: FakeModelServer, cats: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VLLM_API_KEY", "vllm-key")
+    args = ["--backend", "vllm", "--model", "m", "--base-url", openai_server.openai_url]
+    result = invoke(
+        [
+            *args,
+            "--runtime",
+            "local",
+            "--max-depth",
+            "1",
+            "--context-file",
+            str(cats),
+            "--query",
+            "Cats?",
+            "--quiet",
+        ]
+    )
+    assert (result.exit_code, result.stdout) == (0, "2 cats\n"), result.stderr
+    assert openai_server.requests[0].headers["authorization"] == "Bearer vllm-key"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from rlm.eval.tasks import CHARS_PER_TOKEN, Task, TaskSpec
 from tests.eval.helpers import FAST, records, run_eval
 from tests.eval.policies import LABEL_PROMPT, aggregator, needle_search
 from tests.fakes.model_server import FakeModelServer, Reply, last_user_text
+
+ROOT = Path(__file__).resolve().parents[2]
 
 RECORD_FIELDS = {
     "id", "type", "length", "answer", "gold", "score", "cost_usd", "tokens", "iterations",
@@ -146,3 +150,29 @@ def test_a_rejected_key_stops_the_run_with_nothing_recorded(
 def _task(task_id: str) -> Task:
     kind, length, index = task_id.split("-")
     return build(TaskSpec(kind, int(length), int(index), 0))
+
+
+@pytest.mark.container
+def test_make_eval_takes_a_base_url(model_server: FakeModelServer, tmp_path: Path) -> None:
+    """`make eval-*` reaches a local server (vLLM here) through BASE_URL."""
+    model_server.handler = needle_search
+    out = tmp_path / "sniah.jsonl"
+    variables = {
+        "PYTHON": sys.executable,
+        "BACKEND": "vllm",
+        "MODEL": "served-model",
+        "BASE_URL": model_server.openai_url,
+        "N": "1",
+        "LENGTHS": "2^13",
+        "OUT": str(out),
+    }
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "eval-sniah"]
+        + [f"{name}={value}" for name, value in variables.items()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [r["score"] for r in records(out)] == [1.0]
+    assert model_server.requests[0].json["model"] == "served-model"
