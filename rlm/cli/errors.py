@@ -1,11 +1,12 @@
 """Exit codes of the rlm command, and how its errors are reported: one clear line.
 
 0   the run answered (or a subcommand succeeded)
-1   the run failed: no answer, a budget reached, the model failing mid-run; a
-    subcommand found problems (doctor) or failed (image build)
+1   the run failed: no answer, a budget reached, the model failing mid-run; doctor
+    found problems
 2   the command cannot run as given, found before any model answered: bad options,
     an unreadable or binary context, a missing key, no engine or image, an endpoint
-    that cannot be reached or rejects the key on the first call
+    that cannot be reached or rejects the key on the first call; a subcommand's usage
+    or set-up error (a failed image build, an unknown kernelspec)
 130 / 143   stopped by SIGINT / SIGTERM (128 + the signal number, as shells report)
 """
 

@@ -182,7 +182,9 @@ def build(base_image: str | None, tag: str | None, engine: str | None, extra_pac
                 "rlm: offline? build a local base (`make base-image`) and pass "
                 "--base-image localhost/rlm-base:bookworm"
             )
-        return ExitCode.FAILED
+        # The image is part of the set-up: without it nothing runs (exit 2, as any set-up
+        # problem).
+        return ExitCode.USAGE
     console.print(f"rlm: built {escape(tag)} (runtime {runtime_hash()})")
     click.echo(tag)
     return ExitCode.OK

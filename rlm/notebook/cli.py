@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from jupyter_client.kernelspec import NoSuchKernel
 
+from rlm.cli.errors import UsageProblem
 from rlm.notebook import kernelspec, reach
 
 
@@ -64,7 +65,7 @@ def install(
             runtime=runtime,
         )
     except (FileNotFoundError, PermissionError) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
     click.echo(f"installed kernelspec {name!r} in {where}")
     if problem := reach.unreachable_by_jupyter(f"rlm-{runtime}"):
         click.echo(f"rlm kernel install: warning: {problem}", err=True)
@@ -87,7 +88,5 @@ def remove(name: str) -> None:
     try:
         where = kernelspec.remove(name)
     except NoSuchKernel:
-        raise click.ClickException(
-            f"no rlm kernelspec named {name!r} (see: rlm kernel list)"
-        ) from None
+        raise UsageProblem(f"no rlm kernelspec named {name!r} (see: rlm kernel list)") from None
     click.echo(f"removed {where}")

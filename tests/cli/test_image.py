@@ -78,9 +78,9 @@ def test_a_missing_engine_is_a_usage_error() -> None:
 
 
 @pytest.mark.container
-def test_a_failed_build_exits_1_with_the_engines_reason() -> None:
+def test_a_failed_build_is_a_setup_error_with_the_engines_reason() -> None:
     result = invoke(["image", "build", "--base-image", "NOT A VALID/REF", "--tag", "rlm-x:y"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     last = result.stderr.strip().splitlines()
     assert "the build of rlm-x:y failed" in last[-1]
     assert result.stdout == ""

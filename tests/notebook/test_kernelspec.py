@@ -23,6 +23,7 @@ from rlm.notebook import kernelspec
 from rlm.notebook.cli import kernel as kernel_cli
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.rundir import OWNER_LABEL, owner_id
+from tests.cli.conftest import invoke
 
 pytestmark = pytest.mark.container
 
@@ -110,8 +111,16 @@ def test_cli_installs_lists_and_removes(jupyter_prefix: Path) -> None:
     )
     assert bad.exit_code == 2 and "unknown backend" in bad.output
     assert runner.invoke(kernel_cli, ["remove", "nb"]).exit_code == 0
-    missing = runner.invoke(kernel_cli, ["remove", "nb"])
-    assert missing.exit_code == 1 and "no rlm kernelspec named 'nb'" in missing.output
+
+
+def test_setup_errors_exit_2_with_one_line(jupyter_prefix: Path) -> None:
+    missing = invoke(["kernel", "remove", "no-such-kernel"])
+    assert missing.exit_code == 2
+    assert "no rlm kernelspec named 'no-such-kernel'" in missing.stderr
+    args = ["kernel", "install", "--prefix", str(jupyter_prefix), "--context-file", "/nope"]
+    no_context = invoke(args)
+    assert no_context.exit_code == 2
+    assert no_context.stderr.strip().endswith("context file /nope does not exist")
 
 
 def test_kernel_manager_round_trip_interrupt_restart_shutdown(installed: str) -> None:
