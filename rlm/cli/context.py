@@ -62,6 +62,14 @@ def load_context(
     return dict(sorted(files.items()))
 
 
+def is_empty(context: str | list[str] | dict[str, str]) -> bool:
+    """Whether no part of the context holds any text but whitespace."""
+    if isinstance(context, str):
+        return not context.strip()
+    parts = context.values() if isinstance(context, dict) else context
+    return all(not part.strip() for part in parts)
+
+
 def read_text(path: Path, encoding: str, *, what: str) -> str:
     return _decode(_read_bytes(path, what), str(path), encoding)
 

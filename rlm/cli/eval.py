@@ -24,7 +24,7 @@ from rlm.batch import RLMRecipe, RuntimeProbe
 from rlm.batch.ray_executor import TaskLost
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
 from rlm.cli.executor import check_options, executor_options, make_executor
-from rlm.cli.preflight import backend_for, check_runtime
+from rlm.cli.preflight import backend_for, check_recursion, check_runtime
 from rlm.cli.session import logging_to, signal_name, until_stopped
 from rlm.errors import BackendError
 from rlm.eval import report
@@ -178,6 +178,8 @@ def _prepare(**options: Any) -> tuple[Evaluation, WatchedBackend, str]:
         raise UsageProblem("--sub-model has no use with --baseline (there are no sub-calls)")
     check_options(options["executor"], options["ray_address"])
     _check_key(options["backend"])
+    if not baseline:
+        check_recursion(options["max_depth"], ("--sub-model", options["sub_model"]))
     if not baseline and options["executor"] == "local":
         check_runtime(options["runtime"], options["image"])
     backend, model = backend_for(options["backend"], options["model"], options["base_url"])

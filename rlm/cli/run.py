@@ -22,12 +22,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from rlm.backends import PRESETS
-from rlm.cli.context import check_encoding, load_context, read_text
+from rlm.cli.context import check_encoding, is_empty, load_context, read_text
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
-from rlm.cli.preflight import backend_for, check_runtime
+from rlm.cli.preflight import backend_for, check_recursion, check_runtime
 from rlm.cli.session import signal_name
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+QUERY_MAX_CHARS = 100_000
+"""About 25,000 tokens: longer text is data, which belongs in the context."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if request.verbose and request.quiet:
         raise UsageProblem("--verbose and --quiet exclude each other")
+    check_recursion(
+        request.max_depth, ("--recursive-model", request.recursive_model), request.warm_pool
+    )
     encoding = check_encoding(request.encoding)
     query = _query(request, encoding, stdin)
     if not request.context_files:
@@ -157,6 +163,8 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
     context = load_context(
         request.context_files, encoding=encoding, stdin=stdin, note=_noter(console, request)
     )
+    if is_empty(context):
+        raise UsageProblem(f"the context is empty: {', '.join(request.context_files)} hold no text")
     backend, model = backend_for(request.backend, request.model, request.base_url)
     try:
         check_runtime(request.runtime, request.image)
@@ -178,6 +186,11 @@ def _query(request: RunRequest, encoding: str, stdin: BinaryIO) -> str:
         query = read_text(Path(request.query_file), encoding, what="query file")
     if not query.strip():
         raise UsageProblem("the query is empty")
+    if len(query) > QUERY_MAX_CHARS:
+        raise UsageProblem(
+            f"the query is {len(query):,} characters: it goes into every prompt of the run, "
+            f"so it is limited to {QUERY_MAX_CHARS:,}; give long text with --context-file"
+        )
     return query.strip()
 
 

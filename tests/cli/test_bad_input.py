@@ -106,12 +106,47 @@ def test_a_vllm_key_reaches_the_server(
         (["--backend", "nope", "--context-file", "{cats}", "--query", "q"], "'nope' is not one"),
         (["--backend", "vllm", "--context-file", "{cats}", "--query", "q"], "name the model"),
         (["--query", "q", "doctor"], "run options go without a subcommand"),
+        # Conflicting or empty input is refused, not silently accepted.
+        (["--context-file", "{cats}", "--query", "q", "--warm-pool", "2"], "--max-depth 2 or more"),
+        (
+            ["--context-file", "{cats}", "--query", "q", "--image", "x"],
+            "no use with --runtime local",
+        ),
+        (
+            [
+                "--context-file",
+                "{cats}",
+                "--query",
+                "q",
+                "--max-depth",
+                "0",
+                "--recursive-model",
+                "m",
+            ],
+            "--recursive-model has no use with --max-depth 0",
+        ),
+        (["--context-file", "{blank}", "--query", "q"], "the context is empty"),
+        (
+            ["--context-file", "{cats}", "--query-file", "{huge}"],
+            "give long text with --context-file",
+        ),
+        (
+            ["--context-file", "{cats}", "--query", "q", "--base-url", "not-a-url"],
+            "not an http(s) URL",
+        ),
     ],
 )
 def test_bad_arguments(
     openai_server: FakeModelServer, cats: Path, args: list[str], expected: str
 ) -> None:
-    paths = {"cats": str(cats), "missing": str(cats.with_name("missing.txt"))}
+    (cats.parent / "blank.txt").write_text("  \n\n")
+    (cats.parent / "huge.txt").write_text("Which one? " * 100_000)
+    paths = {
+        "cats": str(cats),
+        "missing": str(cats.with_name("missing.txt")),
+        "blank": str(cats.with_name("blank.txt")),
+        "huge": str(cats.with_name("huge.txt")),
+    }
     line = fails_with([*LOCAL, *[arg.format(**paths) for arg in args]])
     assert expected in line
     assert not openai_server.requests

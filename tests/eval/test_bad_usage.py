@@ -31,6 +31,11 @@ def test_no_key_for_the_preset_says_what_to_set(monkeypatch: pytest.MonkeyPatch)
             "the vllm preset has no default model",
             marks=pytest.mark.container,
         ),
+        (["--max-depth", "0", "--sub-model", "s"], "--sub-model has no use with --max-depth 0"),
+        (["--runtime", "local", "--image", "x"], "--image has no use with --runtime local"),
+        pytest.param(
+            ["--base-url", "localhost:8000"], "is not an http(s) URL", marks=pytest.mark.container
+        ),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
