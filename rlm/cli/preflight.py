@@ -3,6 +3,8 @@ usage problem (exit 2), found before anything is spent."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rlm.backends.watched import WatchedBackend
 from rlm.cli.errors import UsageProblem
 
@@ -21,6 +23,15 @@ def backend_for(preset: str, model: str | None, base_url: str | None) -> tuple[W
         # A missing key, a model the preset cannot default, a missing `claude` tool.
         raise UsageProblem(str(exc)) from None
     return WatchedBackend(backend), model
+
+
+def check_writable(path: Path, option: str) -> None:
+    """A file the run appends to must be writable before anything is spent."""
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
 
 def check_url(base_url: str) -> None:

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rlm.backends import PRESETS
 from rlm.cli.context import check_encoding, is_empty, load_context, read_text
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
-from rlm.cli.preflight import backend_for, check_recursion, check_runtime
+from rlm.cli.preflight import backend_for, check_recursion, check_runtime, check_writable
 from rlm.cli.session import signal_name
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +156,8 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
     check_recursion(
         request.max_depth, ("--recursive-model", request.recursive_model), request.warm_pool
     )
+    if request.trace is not None:
+        check_writable(request.trace, "--trace")
     encoding = check_encoding(request.encoding)
     query = _query(request, encoding, stdin)
     if not request.context_files:

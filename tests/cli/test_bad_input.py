@@ -134,6 +134,10 @@ def test_a_vllm_key_reaches_the_server(
             ["--context-file", "{cats}", "--query", "q", "--base-url", "not-a-url"],
             "not an http(s) URL",
         ),
+        (
+            ["--context-file", "{cats}", "--query", "q", "--trace", "/nonexistent/t.jsonl"],
+            "cannot write --trace /nonexistent/t.jsonl: No such file or directory",
+        ),
     ],
 )
 def test_bad_arguments(
