@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rlm.backends import PRESETS, Backend, WatchedBackend
@@ -147,7 +148,8 @@ def eval_command(**options: Any) -> int:
     planned, todo = len(evaluation.specs), len(evaluation.todo)
     out = evaluation.store.path
     console.print(
-        f"rlm eval: {planned} task(s), {evaluation.skipped} already in {out}, running {todo}"
+        f"rlm eval: {planned} task(s), {evaluation.skipped} already in {escape(str(out))}, "
+        f"running {todo}"
     )
     with logging_to(console, logging.WARNING):
         stopped_by = asyncio.run(_run(evaluation, backend, console))
@@ -155,7 +157,7 @@ def eval_command(**options: Any) -> int:
         console.print(
             f"rlm eval: stopped by {signal_name(stopped_by)}; "
             f"{sum(spec.id in evaluation.done for spec in evaluation.specs)} result(s) kept in "
-            f"{out}: rerun the same command to resume"
+            f"{escape(str(out))}: rerun the same command to resume"
         )
         return signal_exit_code(stopped_by)
     records = [evaluation.done[spec.id] for spec in evaluation.specs]
@@ -310,7 +312,7 @@ def _report(records: list[Record], out: Path, title: str, console: Console) -> N
     try:
         plot = report.plot(report.summarize(records), out.with_name(out.stem + ".png"), title)
     except report.PlotUnavailable as exc:
-        console.print(f"rlm eval: {exc}")
+        console.print(f"rlm eval: {escape(str(exc))}")  # [eval] is not markup
         plot = None
     wrote = ", ".join(str(path) for path in (out, summary, plot) if path is not None)
-    console.print(f"rlm eval: wrote {wrote}")
+    console.print(f"rlm eval: wrote {escape(wrote)}")

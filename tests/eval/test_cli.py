@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,23 @@ def test_make_eval_takes_a_base_url(model_server: FakeModelServer, tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert [r["score"] for r in records(out)] == [1.0]
     assert model_server.requests[0].json["model"] == "served-model"
+
+
+def test_the_install_hint_keeps_its_brackets(
+    openai_server: FakeModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """rich must not read [eval] in pip install 'rlm[eval]' as markup."""
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    openai_server.handler = needle_search
+    out = tmp_path / "[run].jsonl"
+    result = run_eval(*FAST, "--task", "sniah", "--lengths", "2^13", "-n", "1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "matplotlib is not installed (pip install 'rlm[eval]')" in result.stderr
+    assert f"wrote {out}" in result.stderr
