@@ -26,8 +26,10 @@ def backend_for(preset: str, model: str | None, base_url: str | None) -> tuple[W
 
 
 def check_writable(path: Path, option: str) -> None:
-    """A file the run appends to must be writable before anything is spent."""
+    """A file the run appends to (its directory made if missing, as the run does) must be
+    writable before anything is spent."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a"):
             pass
     except OSError as exc:
