@@ -18,6 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from rlm.cli.config import CONFIG_KEY, ENV_PREFIX, Config
 from rlm.cli.errors import ExitCode, OneLineErrors
 from rlm.cli.run import RunRequest, execute, run_options
 
@@ -44,12 +45,34 @@ class RLMGroup(OneLineErrors, click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> Config:
+    """Eager, so the file's values are the defaults of every option parsed after it."""
+    config = Config.load(value)
+    ctx.default_map = config.default_map()
+    ctx.meta[CONFIG_KEY] = config
+    return config
+
+
 @click.group(
     cls=RLMGroup,
     invoke_without_command=True,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        # Every option also reads RLM_<OPTION> (a subcommand's: RLM_<COMMAND>_<OPTION>).
+        "auto_envvar_prefix": ENV_PREFIX,
+    },
 )
 @click.version_option(package_name="rlm", prog_name="rlm")
+@click.option(
+    "--config",
+    metavar="PATH",
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    help="Config file of option defaults (default: ~/.config/rlm/config.toml; "
+    "precedence: flags > RLM_* variables > file > defaults).",
+)
 @run_options
 @click.pass_context
 def cli(ctx: click.Context, **options: Any) -> int | None:
@@ -64,10 +87,13 @@ def cli(ctx: click.Context, **options: Any) -> int | None:
     rlm --backend openai --context-file report.txt --query "Which region grew most?"
     cat notes/*.md | rlm --context-file - --query "List the open decisions"
     """
+    # Only flags typed now start a run or clash with a subcommand: a default from the
+    # environment or the config file does neither.
     given = [
         param.opts[0]
         for param in ctx.command.params
-        if ctx.get_parameter_source(param.name or "") is not ParameterSource.DEFAULT
+        if ctx.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE
+        and param.name != "config"
     ]
     if ctx.invoked_subcommand is not None:
         if given:

@@ -5,6 +5,7 @@ do not fail: rlm works, only slower or with weaker limits).
 
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import shutil
@@ -15,10 +16,12 @@ from typing import Literal
 
 import click
 import httpx
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 
 from rlm.backends import PRESETS, Preset
+from rlm.cli.config import CONFIG_KEY, Config, env_name
 from rlm.cli.errors import ExitCode
 from rlm.cli.run import RunRequest
 from rlm.errors import EngineNotFoundError, ImageNotFoundError
@@ -244,6 +247,29 @@ def endpoint_check(preset: Preset, url: str) -> Check:
     return Check("endpoint", "ok", f"{url} answers")
 
 
+ENV = ParameterSource.ENVIRONMENT
+
+
+def config_check(root: click.Context) -> Check:
+    """Where the options' defaults come from, given the root (rlm group) context."""
+    config: Config | None = root.meta.get(CONFIG_KEY)
+    if config is None:  # the command was run on its own, not under the rlm group
+        return Check("config", "skip", "no config loaded")
+    found = "" if config.found else " (none there)"
+    settings = [
+        f"{name}={root.params[name]!r} ({env_name(name) if source is ENV else 'file'})"
+        for param in root.command.params
+        if (name := param.name) in root.params
+        and (source := root.get_parameter_source(name)) in (ENV, ParameterSource.DEFAULT_MAP)
+    ]
+    return Check(
+        "config",
+        "ok",
+        f"file {config.path}{found}; set: {', '.join(settings) or 'nothing'}; "
+        "precedence: flags > RLM_* variables > file > defaults",
+    )
+
+
 def all_checks(backend: str, base_url: str | None, image: str) -> Iterator[Check]:
     checks, engine = engine_checks()
     yield from checks
@@ -268,7 +294,9 @@ def doctor(backend: str, base_url: str | None, image: str | None) -> int:
     """Check the container engine, rootless setup, kernel image and model keys."""
     console = Console(highlight=False, soft_wrap=True)
     failed = False
-    for check in all_checks(backend, base_url, image or default_image()):
+    root = click.get_current_context().find_root()
+    checks = all_checks(backend, base_url, image or default_image())
+    for check in itertools.chain([config_check(root)], checks):
         failed |= check.status == "fail"
         console.print(f"{MARKS[check.status]} {check.name:<12} {escape(check.detail)}")
         if check.fix:

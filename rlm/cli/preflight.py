@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
+from click.core import ParameterSource
+
 from rlm.backends.watched import WatchedBackend
 from rlm.cli.errors import UsageProblem
 
@@ -74,7 +77,14 @@ def check_runtime(runtime: str, image: str | None) -> None:
     on every node of a Ray cluster: rlm.batch.RuntimeProbe)."""
     from rlm.batch.probe import RuntimeProbe
 
-    if runtime == "local" and image:
+    if runtime == "local" and image and _typed("image"):
         raise UsageProblem("--image has no use with --runtime local (it runs no container)")
     if (problem := RuntimeProbe(runtime, image)()) is not None:
         raise UsageProblem(problem)
+
+
+def _typed(name: str) -> bool:
+    """Whether the running command's option `name` was given as a flag, not taken from
+    RLM_* variables or the config file (RLM_IMAGE is often exported for every run)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE

@@ -4,6 +4,7 @@ model that counts cats, and a runner that keeps stdout and stderr apart."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,12 @@ def openai_server(
     monkeypatch.setenv("RLM_OPENAI_BASE_URL", model_server.openai_url)
     model_server.handler = cat_counter
     return model_server
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' option defaults are the built-in ones, whatever config file the user has."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
 
 
 def invoke(args: Sequence[str], stdin: str | bytes | None = None) -> Result:
