@@ -54,6 +54,7 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 @click.group(
+    "rlm",
     cls=RLMGroup,
     invoke_without_command=True,
     context_settings={
@@ -109,4 +110,5 @@ def cli(ctx: click.Context, **options: Any) -> int | None:
 
 def main() -> None:
     """Entry point of the `rlm` and `rlm-run` console scripts."""
-    cli.main()
+    # One name in every message, however the command was started (rlm-run, python -m rlm).
+    cli.main(prog_name="rlm")

@@ -37,6 +37,12 @@ class UsageProblem(click.ClickException):
 
     exit_code = ExitCode.USAGE
 
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # Raised inside a command: its path ("rlm eval") prefixes the report.
+        ctx = click.get_current_context(silent=True)
+        self.command_path = ctx.command_path if ctx else "rlm"
+
 
 class OneLineErrors(click.Command):
     """Mixed into a command class: every error ends the command with one line on
@@ -57,7 +63,8 @@ class OneLineErrors(click.Command):
             click.echo(f"{where}: error: {exc.format_message()} (see '{where} --help')", err=True)
             code = ExitCode.USAGE
         except click.ClickException as exc:
-            click.echo(f"rlm: error: {exc.format_message()}", err=True)
+            where = getattr(exc, "command_path", "rlm")
+            click.echo(f"{where}: error: {exc.format_message()}", err=True)
             code = exc.exit_code
         except click.Abort:
             # Ctrl-C outside a run (a run handles its own signals); nothing to clean up.

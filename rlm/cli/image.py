@@ -174,8 +174,8 @@ def build(base_image: str | None, tag: str | None, engine: str | None, extra_pac
     if status != 0:
         last = next((line for line in reversed(tail) if line.strip()), "")
         console.print(
-            f"rlm: error: the build of {escape(tag)} failed ({Path(executable).name} exited "
-            f"with {status}): {escape(last)}"
+            f"rlm image build: error: the build of {escape(tag)} failed "
+            f"({Path(executable).name} exited with {status}): {escape(last)}"
         )
         if base_image == DEFAULT_BASE_IMAGE:
             console.print(

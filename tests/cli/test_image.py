@@ -73,7 +73,8 @@ def test_a_missing_engine_is_a_usage_error() -> None:
     result = invoke(["image", "build", "--engine", "no-such-engine"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "rlm: error: no-such-engine not found: install podman (apt-get install podman runc uidmap)"
+        "rlm image build: error: no-such-engine not found: install podman "
+        "(apt-get install podman runc uidmap)"
     )
 
 
