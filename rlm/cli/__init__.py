@@ -13,23 +13,48 @@ importing them. Exit codes are listed in rlm.cli.errors.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any
 
 import click
 from click.core import ParameterSource
+from click.utils import make_default_short_help
 
 from rlm.cli.config import CONFIG_KEY, ENV_PREFIX, Config
 from rlm.cli.errors import ExitCode, OneLineErrors
 from rlm.cli.run import RunRequest, execute, run_options
 
+
+@dataclass(frozen=True)
+class Subcommand:
+    target: str
+    """"module:attribute" of a click command or group."""
+    summary: str
+    """Its short help, so `rlm --help` lists it without importing it (a test keeps the two
+    equal)."""
+
+
 SUBCOMMANDS = {
-    "doctor": "rlm.cli.doctor:doctor",
-    "image": "rlm.cli.image:image",
-    "kernel": "rlm.notebook.cli:kernel",
-    "eval": "rlm.cli.eval:eval_command",
-    "view": "rlm.viewer.cli:view",
+    "doctor": Subcommand(
+        "rlm.cli.doctor:doctor",
+        "Check the container engine, rootless setup, kernel image and model keys.",
+    ),
+    "eval": Subcommand(
+        "rlm.cli.eval:eval_command",
+        "Evaluate on long-context benchmarks (S-NIAH, OOLONG, OOLONG-Pairs) generated offline "
+        "from --seed, printing a summary table and plotting score and cost against context "
+        "length.",
+    ),
+    "image": Subcommand("rlm.cli.image:image", "Build the kernel image the sandboxes run."),
+    "kernel": Subcommand(
+        "rlm.notebook.cli:kernel",
+        "Use rlm's sandboxed kernel from JupyterLab, nbclient and other Jupyter tools.",
+    ),
+    "view": Subcommand(
+        "rlm.viewer.cli:view",
+        "Show a run's JSONL trace (rlm --trace FILE) as a self-contained web page.",
+    ),
 }
-"""name -> "module:attribute" of a click command or group."""
 
 
 class RLMGroup(OneLineErrors, click.Group):
@@ -40,9 +65,23 @@ class RLMGroup(OneLineErrors, click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in SUBCOMMANDS and cmd_name not in self.commands:
-            module, _, attribute = SUBCOMMANDS[cmd_name].partition(":")
+            module, _, attribute = SUBCOMMANDS[cmd_name].target.partition(":")
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click would import every subcommand (the sandbox, Jupyter, the SDKs) for its help.
+        names = self.list_commands(ctx)
+        # As click lays it out: the help shortened to what fits beside the longest name.
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = [
+            (name, make_default_short_help(SUBCOMMANDS[name].summary, limit))
+            if name in SUBCOMMANDS and name not in self.commands
+            else (name, self.commands[name].get_short_help_str(limit))
+            for name in names
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> Config:
