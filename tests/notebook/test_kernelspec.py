@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -24,6 +24,7 @@ from rlm.notebook.cli import kernel as kernel_cli
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.rundir import OWNER_LABEL, owner_id
 from tests.cli.conftest import invoke
+from tests.processes import until
 
 pytestmark = pytest.mark.container
 
@@ -212,15 +213,6 @@ client.shutdown()  # what jupyter console's `exit` sends; shutdown_kernel is nev
 sys.stdin.read()
 client.stop_channels()
 """
-
-
-def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_kernel_shut_down_by_message_leaves_nothing(installed: str) -> None:

@@ -10,8 +10,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioner import default_image
 from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, base_dir
 from rlm.sandbox.sandbox import Sandbox
+from tests.processes import reaper_of, until
 
 pytestmark = [pytest.mark.container, pytest.mark.rootless]
 
@@ -91,28 +91,6 @@ def start_owner(cwd: Path, run_base: Path | None = None) -> tuple[subprocess.Pop
         child.kill()
         raise
     return child, container_id, run_dir
-
-
-def reaper_of(pid: int) -> int:
-    """The pid of the reaper process `pid` started."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and cmdline.rstrip(b"\0").endswith(b"reaper.py"):
-            return int(stat.parent.name)
-    raise AssertionError(f"process {pid} has no reaper")
-
-
-def until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def test_a_sigkilled_owner_leaves_nothing_behind(tmp_path: Path, run_base: Path) -> None:
