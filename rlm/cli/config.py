@@ -55,15 +55,14 @@ class Config:
         """The file `--config` names (it must exist), else the default one (if any)."""
         path = Path(given).expanduser() if given else default_path()
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as file:
+                values = tomllib.load(file)
         except FileNotFoundError:
             if given:
                 raise UsageProblem(f"config file {path} does not exist") from None
             return cls(path, False, {})
         except OSError as exc:
             raise UsageProblem(f"cannot read config file {path}: {exc.strerror}") from None
-        try:
-            values = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise UsageProblem(f"config file {path} is not valid TOML: {exc}") from None
         return cls(path, True, _underscored(values))

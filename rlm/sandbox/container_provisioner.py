@@ -236,6 +236,11 @@ class ContainerProvisioner(RlmProvisioner):
             await asyncio.to_thread(self.container.reload)
         except docker.errors.NotFound:
             return -1
+        except docker.errors.APIError as exc:
+            # Podman answers 500 "no such container" while it auto-removes the container.
+            if "no such container" in str(exc):
+                return -1
+            raise
         state = self.container.attrs.get("State", {})
         return None if state.get("Running") else int(state.get("ExitCode", -1))
 
