@@ -282,14 +282,22 @@ class Run:
         entry, iteration = self._entry, len(self.history)
         started = time.monotonic()
         answer, error, child_id, usage = "", None, None, None
-        self._emit(
-            "sub_call_start",
-            iteration=iteration,
-            kind=kind,
-            model=model,
-            sub_depth=depth,
-            batch_index=request.batch_index,
-        )
+        began: list[bool] = []
+
+        def begin() -> None:
+            """sub_call_start, once: when the call runs, not while it waits for a child
+            slot (progress counts it as running from here)."""
+            if not began:
+                began.append(True)
+                self._emit(
+                    "sub_call_start",
+                    iteration=iteration,
+                    kind=kind,
+                    model=model,
+                    sub_depth=depth,
+                    batch_index=request.batch_index,
+                )
+
         try:
             if depth > settings.max_depth:
                 raise RuntimeError("llm_query is disabled (max_depth=0)")
@@ -300,6 +308,7 @@ class Run:
             self.tree.stats.add_sub_call(depth, child_run=kind == "rlm")
             if kind == "rlm":
                 async with self.tree.child_slot(depth):
+                    begin()
                     child = Run(self.tree, depth=depth, model=model, parent_id=self.id)
                     child_id = child.id
                     outcome = await child.solve(request.prompt, prompts.CHILD_QUERY)
@@ -307,6 +316,7 @@ class Run:
                     raise ChildRunFailed(f"the child run failed: {outcome.error}")
                 answer = outcome.answer
             else:
+                begin()
                 messages = [{"role": "user", "content": request.prompt}]
                 completion = await self.tree.call_model(messages, model, system=None, root=False)
                 answer, usage = completion.text, asdict(completion.usage)
@@ -315,6 +325,7 @@ class Run:
             error = "cancelled" if isinstance(exc, asyncio.CancelledError) else _describe(exc)
             raise
         finally:
+            begin()  # a call refused before it ran still pairs its start and its end
             record = {
                 "kind": kind,
                 "model": model,

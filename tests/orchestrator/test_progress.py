@@ -7,7 +7,7 @@ import pytest
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
 from rlm.orchestrator.progress import Tally
-from tests.orchestrator.helpers import is_sub_prompt, repl
+from tests.orchestrator.helpers import is_child, is_sub_prompt, repl
 
 
 async def test_verbose_prints_iterations_code_outputs_and_cost(
@@ -59,3 +59,30 @@ async def test_the_tally_follows_sandboxes_and_sub_calls_in_flight() -> None:
     assert result.success
     assert seen_during_sub_call == [(1, 1, 0)]
     assert (tally.sandboxes, tally.sub_calls_running, tally.sub_calls_done) == (0, 0, 1)
+
+
+async def test_child_runs_waiting_for_a_slot_are_not_counted_as_running() -> None:
+    """Three child runs and one slot: at most one runs at a time, so at most one is
+    counted running; the others wait (queued) until the slot is free."""
+    tally = Tally()
+    most_running: list[int] = []
+
+    def model(messages: list[Message], model: str) -> str:
+        most_running.append(tally.sub_calls_running)
+        if is_child(messages):
+            return repl("FINAL('child answer')")
+        if len(messages) == 1:
+            return repl("answers = llm_query_batched(['a', 'b', 'c'])")
+        return repl("FINAL(str(len(answers)))")
+
+    rlm = RLM(
+        ScriptedBackend(model),
+        runtime="local",
+        max_depth=2,
+        max_concurrent_children=1,
+        event_sinks=[tally],
+    )
+    result = await rlm.acompletion("ctx", "q")
+    assert (result.success, result.answer) == (True, "3"), result.error
+    assert max(most_running) == 1
+    assert (tally.sub_calls_running, tally.sub_calls_done) == (0, 3)
