@@ -12,6 +12,7 @@ tokens, cost and elapsed time.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +23,14 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.spinner import Spinner
 from rich.syntax import Syntax
+from rich.table import Table
 from rich.text import Text
 
 from rlm.orchestrator.events import Event
 
 SHOWN_CHARS = 600
+HEARTBEAT_S = 10.0
+"""Without a live status, the longest silence before a line saying what is going on."""
 
 
 @dataclass
@@ -110,10 +114,19 @@ class ProgressPrinter:
     manager then)."""
 
     def __init__(
-        self, console: Console | None = None, *, verbose: bool = True, live: bool = False
+        self,
+        console: Console | None = None,
+        *,
+        verbose: bool = True,
+        live: bool = False,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self.console = console or Console(stderr=True)
         self.tally = Tally()
+        self._heartbeat_s = heartbeat_s
+        self._last_printed = time.monotonic()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
         self.verbose = verbose
         self._iteration = 0
         self._max_iterations = 0
@@ -134,11 +147,32 @@ class ProgressPrinter:
     def __enter__(self) -> ProgressPrinter:
         if self._live is not None:
             self._live.start()
+        elif not self.console.is_terminal:
+            self._stop_heartbeat.clear()
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="rlm-progress-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._live is not None:
             self._live.stop()
+        if self._heartbeat is not None:
+            self._stop_heartbeat.set()
+            self._heartbeat.join()
+            self._heartbeat = None
+
+    # --- a heartbeat where there is no live status (a log, a pipe) -------------------
+
+    def _beat(self) -> None:
+        """A line after every `heartbeat_s` without one: a long block or a slow model
+        would otherwise leave a log silent, looking hung."""
+        while not self._stop_heartbeat.wait(self._heartbeat_s / 4):
+            if time.monotonic() - self._last_printed >= self._heartbeat_s:
+                self._line(
+                    f"still {self._doing}; {self.tally.sub_calls()}; {self.tally.spending()}"
+                )
 
     def emit(self, event: Event) -> None:
         self.tally.emit(event)
@@ -206,12 +240,33 @@ class ProgressPrinter:
             )
 
     def _line(self, text: str) -> None:
+        self._last_printed = time.monotonic()
         self.console.print(f"[dim]{clock(self.tally.elapsed)}[/] {escape(text)}")
 
     # --- every event in full ---------------------------------------------------------
 
-    def _print(self, event: Event, renderable: Any) -> None:
-        self.console.print(Padding(renderable, (0, 0, 0, 4 * event.depth)))
+    def _print(self, event: Event, renderable: str | Syntax) -> None:
+        """A child run's lines are indented by depth and start with its run id, since
+        concurrent children interleave. On a terminal rich lays them out to its width; in
+        a log or a pipe each line is written whole, never cut or padded to a width."""
+        self._last_printed = time.monotonic()
+        label = f"[{event.run_id} d{event.depth}] " if event.depth else ""
+        if self.console.is_terminal:
+            grid = Table.grid()
+            grid.add_column(no_wrap=True, style="dim")
+            grid.add_column()
+            grid.add_row(label, renderable)
+            self.console.print(Padding(grid, (0, 0, 0, 4 * event.depth)))
+            return
+        plain = (
+            renderable.code
+            if isinstance(renderable, Syntax)
+            else Text.from_markup(renderable).plain
+        )
+        for line in plain.rstrip("\n").split("\n"):
+            self.console.print(
+                Text("    " * event.depth + label + line), soft_wrap=True, crop=False
+            )
 
     def _on_start(self, event: Event, f: dict[str, Any]) -> None:
         who = "RLM run" if event.depth == 0 else f"child run (depth {event.depth})"

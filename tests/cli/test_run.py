@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,48 @@ def test_verbose_shows_code_and_quiet_shows_nothing(
 
     quiet = invoke([*args, "--quiet"])
     assert (quiet.exit_code, quiet.stdout, quiet.stderr) == (0, "3 cats\n", "")
+
+
+LONG_LINE = "total = " + " + ".join(f"len(CONTEXT) * {i}" for i in range(12))
+
+
+def wide_code_and_a_child(request: dict[str, object]) -> str:
+    """The root writes a line wider than any terminal and asks a child run; the child
+    answers at once."""
+    text = last_user_text(request)
+    if "another model sent you" in text:
+        return repl("FINAL('child says 3')")
+    if text.startswith("Query:"):
+        return repl(f"{LONG_LINE}\nprint(llm_query('count'))")
+    return repl("FINAL('done')")
+
+
+def test_verbose_in_a_log_keeps_lines_whole_and_names_child_runs(
+    openai_server: FakeModelServer, cats: Path
+) -> None:
+    openai_server.handler = wide_code_and_a_child
+    args = ["--backend", "openai", "--runtime", "local", "--max-depth", "2", "--verbose"]
+    result = invoke([*args, "--context-file", str(cats), "--query", "Count"])
+    assert (result.exit_code, result.stdout) == (0, "done\n"), result.stderr
+    lines = result.stderr.splitlines()
+    assert LONG_LINE in lines  # not cut at 80 columns
+    assert [line for line in lines if line != line.rstrip()] == []  # nor padded
+    child = [line for line in lines if re.match(r"    \[[0-9a-f]{12} d1\] ", line)]
+    assert any("child says 3" in line for line in child), result.stderr
+
+
+def test_a_log_gets_a_heartbeat_during_a_long_block(
+    openai_server: FakeModelServer, cats: Path
+) -> None:
+    def slow_block(request: dict[str, object]) -> str:
+        if last_user_text(request).startswith("Query:"):
+            return repl("import time\ntime.sleep(12)")
+        return repl("FINAL('awake')")
+
+    openai_server.handler = slow_block
+    result = invoke([*LOCAL, "--context-file", str(cats), "--query", "Sleep"])
+    assert (result.exit_code, result.stdout) == (0, "awake\n"), result.stderr
+    assert "still running block 1/1: import time; sub-calls 0 done" in result.stderr
 
 
 def test_budgets_and_models_reach_the_run(openai_server: FakeModelServer, cats: Path) -> None:
