@@ -59,6 +59,7 @@ def test_flags_beat_variables_beat_the_file_beats_defaults(
     assert asked_model(openai_server) == "from-flag"
 
 
+@pytest.mark.container  # doctor checks the engine
 def test_a_config_path_and_shared_keys_reach_subcommands(
     openai_server: FakeModelServer, tmp_path: Path, config_file: Path
 ) -> None:
@@ -72,6 +73,7 @@ def test_a_config_path_and_shared_keys_reach_subcommands(
     assert "HF_TOKEN" in result.stdout
 
 
+@pytest.mark.container  # doctor checks the engine
 def test_variables_are_defaults_not_a_run(
     openai_server: FakeModelServer, config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
