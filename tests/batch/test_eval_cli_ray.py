@@ -70,7 +70,7 @@ def test_a_key_rejected_on_the_workers_stops_the_run_with_nothing_recorded(
     ray = ("--executor", "ray", "--ray-address", ray_cluster.address, "--runtime", "local")
     result = run_eval(*ray, *SNIAH, "--out", str(out))
     assert result.exit_code == 2, result.output
-    assert result.output.splitlines()[-1].startswith("rlm: error: AuthenticationError: ")
+    assert result.output.splitlines()[-1].startswith("rlm eval: error: AuthenticationError: ")
     assert not out.exists()
 
 
@@ -87,7 +87,7 @@ def test_an_unreachable_cluster_is_one_line(openai_server: FakeModelServer, tmp_
     pytest.importorskip("ray")
     ray = ("--executor", "ray", "--ray-address", "127.0.0.9:1", "--runtime", "local")
     result = run_eval(*ray, *SNIAH, "--out", str(tmp_path / "out.jsonl"))
-    problem = "rlm: error: cannot reach the Ray cluster at 127.0.0.9:1: "
+    problem = "rlm eval: error: cannot reach the Ray cluster at 127.0.0.9:1: "
     assert_stopped_before_any_model_call(result, problem, openai_server)
 
 
@@ -98,7 +98,7 @@ def test_a_node_without_the_image_is_named(
     ray = ("--executor", "ray", "--ray-address", ray_cluster.address)
     image = ("--image", "localhost/rlm-kernel:absent")
     result = run_eval(*ray, *image, *SNIAH, "--out", str(tmp_path / "out.jsonl"))
-    problem = "rlm: error: node 127.0.0.2: kernel image localhost/rlm-kernel:absent not found"
+    problem = "rlm eval: error: node 127.0.0.2: kernel image localhost/rlm-kernel:absent not found"
     assert_stopped_before_any_model_call(result, problem, openai_server)
 
 
@@ -108,7 +108,9 @@ def test_without_ray_the_extra_is_named(
     monkeypatch.setitem(sys.modules, "ray", None)
     result = run_eval("--executor", "ray", *SNIAH, "--out", str(tmp_path / "out.jsonl"))
     assert result.exit_code == 2, result.output
-    assert result.output == ("rlm: error: the Ray executor needs Ray: pip install 'rlm[ray]'\n")
+    assert result.output == (
+        "rlm eval: error: the Ray executor needs Ray: pip install 'rlm[ray]'\n"
+    )
 
 
 def test_ray_address_without_the_ray_executor_is_refused(
