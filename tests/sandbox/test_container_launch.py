@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from pathlib import Path
 
 import docker.errors
 import pytest
+from docker.types import Mount
 
 from rlm.sandbox.container_launch import ContainerRequest, default_image, run_container
 from rlm.sandbox.engine import get_engine
@@ -32,19 +34,23 @@ def test_a_container_whose_start_fails_is_removed() -> None:
     assert engine.client.containers.list(all=True, filters={"label": label}) == []
 
 
-def test_the_user_namespace_mode_reaches_the_engine() -> None:
+def test_the_user_namespace_mode_reaches_the_engine(tmp_path: Path) -> None:
+    """keep-id is what makes files the kernel creates (its sockets) ours: without it they
+    belong to a subordinate uid. Podman's inspect does not echo the mode back, so the test
+    checks the effect: a file made inside the container belongs to our uid on the host."""
     engine = get_engine()
     if not (engine.is_podman and ROOTLESS):
         pytest.skip("keep-id is rootless Podman's")
     request = ContainerRequest(
         image=default_image(),
-        command=["sleep", "30"],
-        user="1000:1000",
-        host={"network_mode": "none"},
+        command=["touch", "/out/made-inside"],
+        user=f"{os.getuid()}:{os.getgid()}",
+        host={"network_mode": "none", "mounts": [Mount("/out", str(tmp_path), type="bind")]},
         userns_mode="keep-id",
     )
     container = run_container(engine, request)
     try:
-        assert container.attrs["HostConfig"]["UsernsMode"].startswith("keep-id")
+        assert container.wait(timeout=60)["StatusCode"] == 0
+        assert (tmp_path / "made-inside").stat().st_uid == os.getuid()
     finally:
         container.remove(force=True)
