@@ -51,7 +51,7 @@ SUBCOMMANDS = {
         "Use rlm's sandboxed kernel from JupyterLab, nbclient and other Jupyter tools.",
     ),
     "view": Subcommand(
-        "rlm.viewer.cli:view",
+        "rlm.cli.view:view",
         "Show a run's JSONL trace (rlm --trace FILE) as a self-contained web page.",
     ),
 }
