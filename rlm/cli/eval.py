@@ -90,6 +90,13 @@ from rlm.eval.tasks import plan
     "(eval-results/baseline.jsonl with --baseline).",
 )
 @click.option(
+    "--traces",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Keep each task's trace as DIR/<task id>.jsonl, named in its record, for "
+    "`rlm view RESULTS`. With --executor ray, DIR must be shared by the nodes.",
+)
+@click.option(
     "--runtime",
     type=click.Choice(["container", "local"]),
     default="container",
@@ -178,6 +185,8 @@ def _prepare(**options: Any) -> tuple[Evaluation, WatchedBackend, str]:
     baseline = options["baseline"]
     if baseline and options["sub_model"]:
         raise UsageProblem("--sub-model has no use with --baseline (there are no sub-calls)")
+    if baseline and options["traces"]:
+        raise UsageProblem("--traces has no use with --baseline (one model call per task)")
     check_options(options["executor"], options["ray_address"])
     _check_key(options["backend"])
     if not baseline:
@@ -224,6 +233,7 @@ def _evaluation(
             run_info=run_info,
             retry_errors=options["retry_errors"],
             setup_error=lambda: backend.setup_error,
+            traces=_traces(options["traces"]),
         )
     except (ResultsFileError, OSError) as exc:
         raise UsageProblem(str(exc)) from None
@@ -232,6 +242,18 @@ def _evaluation(
         options["executor"], options["ray_address"], options["concurrency"], env_vars, probe
     )
     return evaluation, backend, f"{solver.mode}: {options['backend']} / {model}"
+
+
+def _traces(directory: Path | None) -> Path | None:
+    """The directory, made; absolute, as workers on other nodes write to it."""
+    if directory is None:
+        return None
+    directory = directory.resolve()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageProblem(f"--traces {directory}: {exc.strerror or exc}") from None
+    return directory
 
 
 def _check_key(preset: str) -> None:

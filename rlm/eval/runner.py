@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rlm.batch.executor import Executor, LocalExecutor
@@ -31,9 +33,14 @@ class Outcome:
     score: float
     info: dict[str, Any]
     attempt: Attempt
+    trace: Path | None = None
+    """The task's trace, if one was asked for and the solver wrote it."""
 
-    def record(self, run_info: dict[str, Any]) -> Record:
+    def record(self, run_info: dict[str, Any], results: Path) -> Record:
+        """The task's record in the results file `results`; its trace is named relative
+        to that file (as `rlm view` reads it)."""
         attempt = self.attempt
+        trace = {"trace": os.path.relpath(self.trace, results.parent)} if self.trace else {}
         return {
             "id": self.spec.id,
             "type": self.spec.kind,
@@ -48,21 +55,32 @@ class Outcome:
             "wall_time_s": round(attempt.wall_time_s, 3),
             "error": attempt.error,
             "info": self.info,
+            **trace,
         }
 
 
 @dataclass(frozen=True)
 class AnswerTask:
-    """The job an executor runs per task spec: build the task, answer it, score it."""
+    """The job an executor runs per task spec: build the task, answer it, score it.
+    With `traces` (a directory; on a cluster, one every node reaches at the same path)
+    the answer's events go to `traces/<task id>.jsonl`, written where the task runs."""
 
     solver: Solver
+    traces: Path | None = None
 
     async def __call__(self, spec: TaskSpec) -> Outcome:
         # Generating a large context takes a while; keep the loop serving others.
         task = await asyncio.to_thread(build, spec)
-        attempt = await self.solver(task)
+        trace = None
+        if self.traces is not None:
+            trace = self.traces / f"{spec.id}.jsonl"
+            # A task run again (a retried error, a killed run's task in flight, a lost
+            # worker) starts its trace afresh rather than appending a second run to it.
+            trace.unlink(missing_ok=True)
+        attempt = await self.solver(task, trace)
         marks = score(task.metric, attempt.answer, task.gold)
-        return Outcome(spec, task.gold, marks, task.info, attempt)
+        written = trace if trace is not None and trace.exists() else None
+        return Outcome(spec, task.gold, marks, task.info, attempt, written)
 
 
 class Evaluation:
@@ -76,6 +94,8 @@ class Evaluation:
     asked after a task fails: an exception it returns (an endpoint rejecting the key,
     which every other task would hit too) ends the run, that task left unrecorded; so
     does one the failed attempt carries (Attempt.setup_error, from a remote solver).
+    With `traces`, a directory, each task answered keeps its trace there (see AnswerTask)
+    and its record names it under "trace"; the traces of tasks skipped stay as they are.
     """
 
     def __init__(
@@ -89,8 +109,10 @@ class Evaluation:
         retry_errors: bool = False,
         setup_error: Callable[[], Exception | None] = lambda: None,
         executor: Executor | None = None,
+        traces: Path | None = None,
     ) -> None:
         self.specs = specs
+        self.traces = traces
         self.solver = solver
         self.store = store
         self.executor = executor or LocalExecutor(concurrency)
@@ -110,14 +132,14 @@ class Evaluation:
     async def run(self, on_done: Callable[[Record], None] | None = None) -> list[Record]:
         """Run every pending task; return the records of all planned tasks, in plan order.
         Leaving early (a setup error, a cancel) stops the tasks still running."""
-        outcomes = self.executor.stream(AnswerTask(self.solver), self.todo)
+        outcomes = self.executor.stream(AnswerTask(self.solver, self.traces), self.todo)
         async with contextlib.aclosing(outcomes):
             async for _, outcome in outcomes:
                 # A setup error ends the run: every other task would fail the same way.
                 attempt = outcome.attempt
                 if attempt.error and (fatal := self.setup_error() or attempt.setup_error):
                     raise fatal
-                record = outcome.record(self.run_info)
+                record = outcome.record(self.run_info, self.store.path)
                 self.store.append(record)
                 self.done[outcome.spec.id] = record
                 if on_done is not None:

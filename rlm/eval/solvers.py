@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rlm.backends import Backend, WatchedBackend
@@ -34,8 +35,9 @@ class Attempt:
 class Solver(Protocol):
     mode: str
 
-    async def __call__(self, task: Task) -> Attempt:
-        """Answer `task`; a failure is returned in Attempt.error, never raised."""
+    async def __call__(self, task: Task, trace: Path | None = None) -> Attempt:
+        """Answer `task`; a failure is returned in Attempt.error, never raised. Solvers
+        that have a trajectory write its events to the JSONL file `trace`, if given."""
         ...
 
 
@@ -44,8 +46,8 @@ class RLMSolver:
     rlm: RLM
     mode: str = "rlm"
 
-    async def __call__(self, task: Task) -> Attempt:
-        result = await self.rlm.acompletion(task.context, task.query)
+    async def __call__(self, task: Task, trace: Path | None = None) -> Attempt:
+        result = await self.rlm.acompletion(task.context, task.query, trace=trace)
         stats = result.stats
         return Attempt(
             answer=result.answer,
@@ -72,7 +74,8 @@ class BaselineSolver:
         room = max(self.window_tokens * CHARS_PER_TOKEN - len(question), 0)
         return task.context[:room] + question
 
-    async def __call__(self, task: Task) -> Attempt:
+    async def __call__(self, task: Task, trace: Path | None = None) -> Attempt:
+        """One model call: there is no trajectory, so no `trace` is written."""
         started = time.monotonic()
         messages = [{"role": "user", "content": self.prompt(task)}]
         try:
@@ -104,7 +107,7 @@ class SolverRecipe:
     def mode(self) -> str:
         return "rlm" if self.window_tokens is None else "baseline"
 
-    async def __call__(self, task: Task) -> Attempt:
+    async def __call__(self, task: Task, trace: Path | None = None) -> Attempt:
         try:
             backend, model = self.rlm.build_backend()
         except (ValueError, BackendError) as exc:  # this node lacks the key or endpoint
@@ -117,7 +120,7 @@ class SolverRecipe:
         else:
             solver = BaselineSolver(watched, model, self.window_tokens)
         try:
-            attempt = await solver(task)
+            attempt = await solver(task, trace)
         finally:
             await watched.aclose()
         if attempt.error:

@@ -109,21 +109,29 @@ class RLM:
         self._ledger = CostLedger()
         self._extra_sinks = list(event_sinks)
 
-    async def acompletion(self, context: Context, query: str) -> RLMResult:
+    async def acompletion(
+        self, context: Context, query: str, *, trace: str | os.PathLike[str] | None = None
+    ) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
         raised (a context of the wrong type raises TypeError: a caller's bug); cancelling
-        the task releases every sandbox it started."""
+        the task releases every sandbox it started. `trace` names a JSONL file receiving
+        the events of this completion alone (as well as the RLM's own `trace`)."""
+        sinks = self._sinks()
+        if trace is not None:
+            sinks.append(TraceWriter(trace))
         async with self.sandbox_factory.completion() as sandboxes:
-            return await self._complete(context, query, sandboxes)
+            return await self._complete(context, query, sandboxes, sinks)
 
-    async def _complete(self, context: Context, query: str, sandboxes: Sandboxes) -> RLMResult:
+    async def _complete(
+        self, context: Context, query: str, sandboxes: Sandboxes, sinks: list[EventSink]
+    ) -> RLMResult:
         tree = RunTree(
             backend=self.backend,
             settings=self.settings,
             budget=Budget(self.limits),
             sandboxes=sandboxes,
             ledger=self._ledger,
-            sinks=self._sinks(),
+            sinks=sinks,
         )
         root = Run(tree, depth=0, model=self.model)
         try:

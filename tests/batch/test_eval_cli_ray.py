@@ -37,11 +37,15 @@ def test_eval_on_the_cluster_writes_one_record_per_task(
     openai_server.handler = needle_search
     out = tmp_path / "sniah.jsonl"
     ray = ("--executor", "ray", "--ray-address", ray_cluster.address, "--runtime", "local")
-    result = run_eval(*ray, *SNIAH, "--out", str(out))
+    # The workers write the traces: the loopback nodes share this machine's storage.
+    result = run_eval(*ray, *SNIAH, "--out", str(out), "--traces", str(tmp_path / "traces"))
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(record["id"] for record in records) == [f"sniah-8192-{i}" for i in range(4)]
     assert [record["score"] for record in records] == [1.0] * 4
+    for record in records:
+        assert record["trace"] == f"traces/{record['id']}.jsonl"
+        assert '"type": "end"' in (tmp_path / record["trace"]).read_text()
     assert "| sniah | 8K | 4 | 100.0% |" in result.stdout
 
 
