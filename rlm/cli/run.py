@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -56,6 +56,7 @@ class RunRequest:
     compact_prompt: bool = False
     json_output: bool = False
     trace: Path | None = None
+    view: bool = False
     verbose: bool = False
     quiet: bool = False
     encoding: str = "utf-8"
@@ -129,6 +130,12 @@ RUN_OPTIONS = [
         type=click.Path(dir_okay=False, path_type=Path),
         help="Append every event of the run to this JSONL file.",
     ),
+    click.option(
+        "--view",
+        is_flag=True,
+        help="Serve the run's live view on 127.0.0.1 (its URL goes to stderr) while it "
+        "runs; the trace is --trace's file, else a temporary one that is kept.",
+    ),
     click.option("--verbose", "-v", is_flag=True, help="Show the code, outputs and sub-calls."),
     click.option("--quiet", "-q", is_flag=True, help="No progress; only errors on stderr."),
     click.option(
@@ -170,7 +177,12 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
     backend, model = backend_for(request.backend, request.model, request.base_url)
     try:
         check_runtime(request.runtime, request.image)
-        return _run(request, console, backend, model, context, query)
+        if not request.view:
+            return _run(request, console, backend, model, context, query)
+        from rlm.cli.view import live_view
+
+        with live_view(request.trace, lambda text: console.print(escape(text))) as trace:
+            return _run(replace(request, trace=trace), console, backend, model, context, query)
     finally:
         backend.close()
 

@@ -1,8 +1,14 @@
-"""`rlm view`: a run's trace as one HTML page, or served live while the run writes it."""
+"""`rlm view`: a run's trace as one HTML page, or served live while the run writes it;
+and `live_view`, the same live page served during `rlm --view`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import threading
 import webbrowser
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +109,34 @@ def _serve(trace: Path, port: int, open_page: bool) -> int:
         server.server_close()
     click.echo("rlm: stopped", err=True)
     return ExitCode.OK
+
+
+@contextlib.contextmanager
+def live_view(trace: Path | None, say: Callable[[str], None]) -> Iterator[Path]:
+    """Serve the live page of `trace` on 127.0.0.1 while the block runs (the block writes
+    the trace: it gets its path). Without `trace`, a temporary file is made, and kept."""
+    from rlm.viewer.serve import LiveTrace, TraceServer
+
+    made = trace is None
+    if trace is None:
+        handle, name = tempfile.mkstemp(prefix="rlm-trace-", suffix=".jsonl")
+        os.close(handle)
+        trace = Path(name)
+    live = LiveTrace(trace)
+    live.refresh()
+    if live.not_a_trace:  # the run would append its events to something else
+        raise UsageProblem(f"--trace {trace}: {live.not_a_trace}")
+    try:
+        server = TraceServer(live)
+    except OSError as exc:
+        raise UsageProblem(f"--view: cannot serve on 127.0.0.1: {exc.strerror or exc}") from None
+    thread = threading.Thread(target=server.serve_forever, name="rlm-view", daemon=True)
+    thread.start()
+    say(f"rlm: live view of {trace} at {server.url}")
+    try:
+        yield trace
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+        if made:
+            say(f"rlm: the trace is kept in {trace}")
