@@ -8,17 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
 from rlm.batch.loopback import LoopbackCluster
 from rlm.cli import cli
-from tests.eval.policies import needle_search
+from tests.eval.policies import AnswersThenHangs, needle_search
 from tests.fakes.model_server import FakeModelServer, Reply
 
 pytestmark = pytest.mark.ray
@@ -129,17 +127,8 @@ def test_ray_address_without_the_ray_executor_is_refused(
 def test_a_driver_stopped_mid_run_resumes_on_the_cluster(
     ray_cluster: LoopbackCluster, openai_server: FakeModelServer, tmp_path: Path
 ) -> None:
-    roots: list[str] = []
-    lock = threading.Lock()
-
-    def first_two_then_hang(request: Any) -> str | Reply:
-        with lock:
-            roots.append("root")
-            hang = len(roots) > 2
-        # The third task's model never answers (until the server stops).
-        return Reply(text="FINAL(late)", delay_s=60) if hang else needle_search(request)
-
-    openai_server.handler = first_two_then_hang
+    policy = AnswersThenHangs(2)
+    openai_server.handler = policy
     out = tmp_path / "r.jsonl"
     command = [sys.executable, "-m", "rlm.cli", "eval", "--executor", "ray", "--ray-address",
                ray_cluster.address, "--runtime", "local", "--concurrency", "1", *SNIAH,
@@ -147,10 +136,10 @@ def test_a_driver_stopped_mid_run_resumes_on_the_cluster(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     driver = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     for _ in range(1200):  # at most 120 s
-        if len(roots) >= 3:
+        if policy.calls >= 3:
             break
         time.sleep(0.1)
-    assert len(roots) == 3, "the third task never started"
+    assert policy.calls == 3, "the third task never started"
     driver.send_signal(signal.SIGTERM)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 128 + signal.SIGTERM, stderr

@@ -8,10 +8,11 @@ llm_query_batched. Sub-calls are answered by applying the benchmark's labeling r
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 from rlm.eval.generators.records import LABELS, label_of
-from tests.fakes.model_server import last_user_text
+from tests.fakes.model_server import Reply, last_user_text
 
 LABEL_PROMPT = "Give the topic label of each remark, one per line:\n"
 _NEEDLE_QUERY = re.compile(r"special magic number for (\S+) mentioned")
@@ -81,3 +82,19 @@ def _answer_code(query: str) -> str:
     else:
         condition = f"l == {label.group(1)!r}"
     return f"answer = sum(1 for d, u, l in table if {condition})"
+
+
+class AnswersThenHangs:
+    """needle_search for the first `answered` root calls; later ones never answer (until the
+    server stops), so a run can be stopped while a task is in flight. `calls` counts them."""
+
+    def __init__(self, answered: int) -> None:
+        self.answered = answered
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Any) -> str | Reply:
+        with self._lock:
+            self.calls += 1
+            hang = self.calls > self.answered
+        return Reply(text="FINAL(late)", delay_s=60) if hang else needle_search(request)

@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.eval.helpers import FAST, records
-from tests.eval.policies import needle_search
-from tests.fakes.model_server import FakeModelServer, Reply
+from tests.eval.policies import AnswersThenHangs, needle_search
+from tests.fakes.model_server import FakeModelServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,17 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_sigterm_mid_run_then_rerun_runs_only_the_rest(
     openai_server: FakeModelServer, tmp_path: Path
 ) -> None:
-    roots: list[str] = []
-    lock = threading.Lock()
-
-    def first_two_then_hang(request: Any) -> str | Reply:
-        with lock:
-            roots.append("root")
-            hang = len(roots) > 2
-        # The third task's model never answers (until the server stops).
-        return Reply(text="FINAL(late)", delay_s=60) if hang else needle_search(request)
-
-    openai_server.handler = first_two_then_hang
+    policy = AnswersThenHangs(2)
+    openai_server.handler = policy
     out = tmp_path / "r.jsonl"
     args = [*FAST, "--concurrency", "1", "--task", "sniah", "--lengths", "2^13", "-n", "4",
             "--out", str(out)]  # fmt: skip
@@ -46,9 +35,9 @@ def test_sigterm_mid_run_then_rerun_runs_only_the_rest(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while len(roots) < 3 and time.monotonic() < deadline:
+    while policy.calls < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(roots) == 3, "the third task never started"
+    assert policy.calls == 3, "the third task never started"
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 128 + signal.SIGTERM, stderr
