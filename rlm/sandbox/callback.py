@@ -1,11 +1,12 @@
 """Host side of the llm_query callback channel.
 
-The host binds a ZMQ ROUTER socket on ipc in the kernel's run directory. Every message is
-signed with a per-sandbox key (the kernel's protocol module defines the format for both
-sides); unsigned, forged or replayed messages are dropped and logged. jupyter_client's
-Session would do the signing too, but its headers and date parsing cost more than the rest
-of a round trip. Each request is served in its own task, so concurrent llm_query calls from
-kernel threads overlap; `cancel_requests` ends them when the execute that made them ends.
+The host listens on a unix socket in the kernel's run directory, served by its event loop
+directly (no I/O thread between the socket and the handler). Every message is a frame signed
+with a per-sandbox key (the kernel's protocol module defines the format for both sides);
+a forged, replayed or malformed message is dropped and logged together with its connection,
+and a frame over the size limit drops its connection before its body is read. Each request
+is served in its own task, so concurrent llm_query calls from kernel threads overlap;
+`cancel_requests` ends them when the execute that made them ends.
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import zmq
-import zmq.asyncio
-
 from rlm.errors import RequestsRefused
 from rlm.kernel_image.rlm_kernel import protocol
-from rlm.kernel_image.rlm_kernel.protocol import CallbackConfig, Signer
+from rlm.kernel_image.rlm_kernel.protocol import BadFrame, CallbackConfig, FrameReader, Signer
 from rlm.sandbox.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -54,6 +52,7 @@ class CallbackServer:
         max_message_bytes: int = 32 * 1024**2,
         max_batch_prompts: int = 4096,
         max_in_flight: int = 64,
+        max_connections: int = 256,
     ) -> None:
         self.run_dir = run_dir
         self.handler = handler
@@ -61,61 +60,67 @@ class CallbackServer:
         self.batch_concurrency = batch_concurrency
         self.max_message_bytes = max_message_bytes
         self.max_batch_prompts = max_batch_prompts
-        # Requests being served at once; past that the host stops reading and ZMQ's
-        # high-water mark pushes back on the kernel, so a flood cannot pile up here.
-        self._in_flight = asyncio.Semaphore(max_in_flight)
+        # Requests being served at once; past that the host stops reading every connection,
+        # and the socket's buffers push back on the kernel, so a flood cannot pile up here.
+        self.max_in_flight = max_in_flight
+        # Each connection may hold one partial frame of up to max_message_bytes.
+        self.max_connections = max_connections
         self.key = secrets.token_hex(32).encode()
         self.rejected = 0
         self._signer = Signer(self.key)
-        self._context = zmq.asyncio.Context.instance()
-        self._socket: zmq.asyncio.Socket | None = None
-        self._receiver: asyncio.Task[None] | None = None
+        self._server: asyncio.Server | None = None
+        self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def endpoint(self) -> str:
-        return f"ipc://{self.run_dir.callback_socket}"
+        """The path of the unix socket, as the kernel on this host sees it."""
+        return str(self.run_dir.callback_socket)
 
     async def start(self) -> None:
-        socket = self._context.socket(zmq.ROUTER)
-        socket.setsockopt(zmq.LINGER, 0)
-        # The kernel is untrusted: an oversized message drops its connection before the
-        # host has buffered it, instead of after.
-        socket.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        socket.setsockopt(zmq.RCVHWM, 16)
-        socket.bind(self.endpoint)
+        path = self.run_dir.callback_socket
+        self._server = await asyncio.get_running_loop().create_unix_server(
+            lambda: _Connection(self), str(path)
+        )
         # A rootful engine runs the kernel under the image's uid: it must be able to connect.
         # Only that uid and ours can reach this directory.
-        self.run_dir.callback_socket.chmod(0o666)
-        self._socket = socket
+        path.chmod(0o666)
         # Readable by the kernel through a read-only mount; its directory is private.
         key_file = self.run_dir.callback_key_file
         config = CallbackConfig(self.key.decode(), self.max_message_bytes, self.max_batch_prompts)
         key_file.write_text(config.to_json())
         key_file.chmod(0o644)
-        self._receiver = asyncio.create_task(self._receive(), name="rlm-callback-receiver")
 
-    async def _receive(self) -> None:
-        assert self._socket is not None
-        while True:
-            await self._in_flight.acquire()
-            frames = await self._socket.recv_multipart()
-            try:
-                message = self._signer.unpack(frames[1:])
-            except Exception as exc:  # forged, unsigned, replayed or garbage: never served
-                self._in_flight.release()
-                self.rejected += 1
-                log.warning("rejected a callback message: %.200s", exc)
-                continue
-            task = asyncio.create_task(self._serve(frames[0], message))
-            self._tasks.add(task)
-            task.add_done_callback(self._finished)
+    def _reject(self, reason: object) -> None:
+        self.rejected += 1
+        log.warning("rejected a callback message: %.200s", reason)
+
+    def _dispatch(self, connection: _Connection, body: bytes) -> bool:
+        """Serve one frame's body in its own task; False if it does not verify."""
+        try:
+            message = self._signer.unpack(body)
+        except Exception as exc:  # forged, unsigned, replayed or garbage: never served
+            self._reject(exc)
+            return False
+        task = asyncio.create_task(self._serve(connection, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        if len(self._tasks) == self.max_in_flight:
+            for each in self._connections:
+                each.hold(True)
+        return True
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self._in_flight.release()
+        if len(self._tasks) == self.max_in_flight - 1:
+            for each in list(self._connections):
+                each.hold(False)
 
-    async def _serve(self, identity: bytes, message: dict[str, Any]) -> None:
+    @property
+    def full(self) -> bool:
+        return len(self._tasks) >= self.max_in_flight
+
+    async def _serve(self, connection: _Connection, message: dict[str, Any]) -> None:
         kind = message.get("type")
         try:
             # Signed, but written by code the model controls: check every field's type.
@@ -132,11 +137,7 @@ class CallbackServer:
         except Exception as exc:
             reply = {"status": "error", "error": _describe(exc)}
         reply["re"] = message.get("id")
-        if self._socket is not None and not self._socket.closed:
-            try:
-                await self._socket.send_multipart([identity, *self._signer.pack(reply)])
-            except zmq.ZMQError as exc:  # the kernel went away meanwhile
-                log.debug("could not send an llm_query reply: %s", exc)
+        connection.send(self._signer.pack(reply))
 
     async def _ask(self, prompt: str, model: str | None, index: int | None = None) -> str:
         request = LLMRequest(prompt, model, index)
@@ -193,15 +194,95 @@ class CallbackServer:
         return len(tasks)
 
     async def close(self) -> None:
-        tasks = [t for t in (self._receiver, *self._tasks) if t is not None]
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for connection in list(self._connections):
+            connection.abort()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        self._receiver = None
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+
+
+class _Connection(asyncio.Protocol):
+    """One connection from the kernel (one per kernel thread that calls llm_query)."""
+
+    def __init__(self, server: CallbackServer) -> None:
+        self._server = server
+        self._reader = FrameReader(server.max_message_bytes)
+        self._transport: asyncio.Transport | None = None
+        self._writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        server = self._server
+        if len(server._connections) >= server.max_connections:
+            server._reject(f"over {server.max_connections} connections at once")
+            transport.abort()
+            return
+        self._transport = transport
+        server._connections.add(self)
+        if server.full:
+            transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        self._drain()
+
+    def _drain(self) -> None:
+        """Serve the whole frames buffered, while the server has room for them."""
+        while self._transport is not None and not self._server.full:
+            try:
+                body = self._reader.next()
+            except BadFrame as exc:
+                # Refused on its header, before its body is read; the stream has no next
+                # frame to resynchronise on, so the connection goes.
+                self._server._reject(exc)
+                self.abort()
+                return
+            if body is None:
+                return
+            if not self._server._dispatch(self, body):
+                # The runtime's client never sends a bad frame: this connection is hostile,
+                # and a flood of forged frames costs the host one check, not one each.
+                self.abort()
+                return
+
+    def hold(self, held: bool) -> None:
+        """Stop reading while the server is full; catch up when it has room again."""
+        if self._transport is None:
+            return
+        if held:
+            self._transport.pause_reading()
+            return
+        self._drain()
+        if self._transport is not None and not self._server.full and not self._writing_paused:
+            self._transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        # The kernel does not read its answers: read no more questions from it either.
+        self._writing_paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self.hold(self._server.full)
+
+    def send(self, frame: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(frame)
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+            self._transport = None
 
 
 def _one(message: dict[str, Any]) -> str:

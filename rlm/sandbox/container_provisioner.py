@@ -156,9 +156,7 @@ class ContainerProvisioner(RlmProvisioner):
         # environment, which holds API keys.
         env = {k: v for k, v in launch_env.items() if k in (self.kernel_spec.env or {})}
         env.update(
-            self.kernel_env(
-                CONTAINER_CALLBACK_FILE, f"ipc://{CONTAINER_RUN_DIR}/callback", context_path
-            )
+            self.kernel_env(CONTAINER_CALLBACK_FILE, f"{CONTAINER_RUN_DIR}/callback", context_path)
         )
         memory = self.memory_bytes or SandboxLimits().memory_for(self._context_size())
         request = ContainerRequest(

@@ -30,7 +30,7 @@ class LocalProvisioner(RlmProvisioner, JupyterLocalProvisioner):  # type: ignore
         env.update(
             self.kernel_env(
                 str(layout.callback_key_file),
-                f"ipc://{layout.callback_socket}",
+                str(layout.callback_socket),
                 self.context_file or None,
             )
         )

@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-import zmq
-import zmq.asyncio
 
-from rlm.kernel_image.rlm_kernel.protocol import PROTOCOL, Signer
+from rlm.kernel_image.rlm_kernel.protocol import FRAME_HEADER, SIGNATURE_BYTES, Signer
 from rlm.sandbox import LLMRequest
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
@@ -63,33 +61,70 @@ async def test_threads_get_concurrent_service(runtime: str) -> None:
     assert all(start < first_end for _, start, _ in handler.calls)
 
 
+async def read_reply(reader: asyncio.StreamReader, signer: Signer) -> dict[str, object]:
+    (size,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
+    return signer.unpack(await reader.readexactly(size))
+
+
 async def test_forged_and_replayed_messages_are_rejected(
     sandbox: Sandbox, handler: RecordingHandler
 ) -> None:
     assert sandbox.run_dir is not None
-    endpoint = f"ipc://{sandbox.run_dir / 'k' / 'callback'}"
-    # Async: the host's callback server runs in this test's event loop.
-    socket = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 0)
-    socket.connect(endpoint)
+    path = sandbox.run_dir / "k" / "callback"
+    key = json.loads((sandbox.run_dir / "callback.json").read_text())["key"].encode()
     request = {"id": "1", "type": "llm_query", "prompt": "forged", "model": None}
-    try:
-        await socket.send_multipart(Signer(b"not-the-key").pack(request))
-        await socket.send_multipart([PROTOCOL, b"", json.dumps(request).encode()])  # unsigned
-        await socket.send_multipart([b"garbage"])
-        # A correctly signed message, sent twice: the copy is a replay.
-        key = json.loads((sandbox.run_dir / "callback.json").read_text())["key"]
-        genuine = Signer(key.encode()).pack({**request, "prompt": "genuine"})
-        await socket.send_multipart(genuine)
-        assert await socket.poll(5000)
-        reply = Signer(key.encode()).unpack(await socket.recv_multipart())
-        assert reply == {"status": "ok", "result": "answer to genuine", "re": "1"}
-        await socket.send_multipart(genuine)
-        assert not await socket.poll(500)
-    finally:
-        socket.close()
+    # Each bad frame ends its connection; the host's server runs in this test's event loop.
+    for bad in (
+        Signer(b"not-the-key").pack(request),
+        FRAME_HEADER.pack(SIGNATURE_BYTES + 2) + bytes(SIGNATURE_BYTES) + b"{}",  # unsigned
+        FRAME_HEADER.pack(3) + b"abc",  # too short to carry a signature
+    ):
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(bad)
+        assert await reader.read() == b""  # closed by the host, unanswered
+        writer.close()
+    # A correctly signed message, sent twice: the copy is a replay.
+    reader, writer = await asyncio.open_unix_connection(path)
+    genuine = Signer(key).pack({**request, "prompt": "genuine"})
+    writer.write(genuine)
+    reply = await asyncio.wait_for(read_reply(reader, Signer(key)), 5)
+    assert reply == {"status": "ok", "result": "answer to genuine", "re": "1"}
+    writer.write(genuine)
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
     assert [r.prompt for r, _, _ in handler.calls] == ["genuine"]
     assert sandbox.callbacks_rejected == 4
+
+
+async def test_pipelined_requests_are_served_within_the_in_flight_cap(runtime: str) -> None:
+    # Many requests written at once on one connection (what a hostile kernel can do):
+    # all answered in order of arrival, never more than the cap at a time.
+    handler = RecordingHandler(delay=0.05)
+    limits = SandboxLimits(callback_in_flight=4)
+    async with Sandbox("x", llm_handler=handler, runtime=runtime, limits=limits) as box:
+        result = await box.execute(
+            "import hashlib, hmac, os, socket, struct\n"
+            "key = json.load(open(os.environ['RLM_CALLBACK_FILE']))['key'].encode()\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "s.connect(os.environ['RLM_CALLBACK_ENDPOINT'])\n"
+            "def signed(message):\n"
+            "    payload = json.dumps(message).encode()\n"
+            "    body = hmac.new(key, payload, hashlib.sha256).digest() + payload\n"
+            "    return struct.pack('!I', len(body)) + body\n"
+            "s.sendall(b''.join(signed({'id': str(i), 'type': 'llm_query', 'prompt': f'p{i}'})"
+            " for i in range(20)))\n"
+            "f = s.makefile('rb')\n"
+            "ids = []\n"
+            "for _ in range(20):\n"
+            "    size, = struct.unpack('!I', f.read(4))\n"
+            "    ids.append(json.loads(f.read(size)[32:])['re'])\n"
+            "print(sorted(ids, key=int) == [str(i) for i in range(20)])",
+            timeout=60,
+        )
+        assert result.stdout == "True\n", result.error
+    spans = [(start, end) for _, start, end in handler.calls]
+    most = max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+    assert len(spans) == 20 and most == 4
 
 
 async def test_a_handler_that_never_answers_times_out() -> None:
@@ -134,19 +169,18 @@ async def test_oversized_requests_are_refused_without_buffering(runtime: str) ->
         # sandboxes) would otherwise hide any growth.
         peak_before = reset_peak_rss_kib()
         flood = await box.execute(
-            "import os, zmq\n"
-            "s = zmq.Context.instance().socket(zmq.DEALER)\n"
+            "import os, socket, struct\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
             "s.connect(os.environ['RLM_CALLBACK_ENDPOINT'])\n"
-            "s.send_multipart([b'rlm-callback/1', b'sig', b'\\0' * 300_000_000])\n"
-            "s.close(linger=5000)"
+            "try:\n"
+            "    s.sendall(struct.pack('!I', 300_000_000) + b'\\0' * 300_000_000)\n"
+            "except OSError as exc:\n"
+            "    print(type(exc).__name__)"
         )
         assert flood.ok, flood.error
-        # The send goes on in the background: give the host time to take all of it in
-        # (it would then count a bad signature) or to drop it.
-        for _ in range(30):
-            if box.callbacks_rejected:
-                break
-            await asyncio.sleep(0.1)
+        # Refused on its length, before its body: the host closed the connection.
+        assert flood.stdout in ("BrokenPipeError\n", "ConnectionResetError\n")
+        assert box.callbacks_rejected == 1
         assert (await box.execute("print(llm_query('ok'))")).stdout == "answer to ok\n"
         peak_growth_kib = peak_rss_kib() - peak_before
     assert peak_growth_kib < 100 * 1024

@@ -1,4 +1,4 @@
-"""The llm_query channel: only signed, fresh, well-sized requests are served."""
+"""The llm_query channel: only signed, fresh, well-sized requests are served, within bounds."""
 
 from __future__ import annotations
 
@@ -14,21 +14,37 @@ pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
-# A second DEALER on the callback socket, speaking the wire format by hand with the key the
-# kernel can read: what hostile code can do without the runtime's client.
+# A second connection to the callback socket, speaking the wire format by hand with the key
+# the kernel can read: what hostile code can do without the runtime's client.
 RAW = """
-import hashlib, hmac, json, os, zmq
+import hashlib, hmac, json, os, socket, struct
 _key = json.load(open(os.environ['RLM_CALLBACK_FILE']))['key'].encode()
-_raw = zmq.Context.instance().socket(zmq.DEALER)
-_raw.setsockopt(zmq.LINGER, 0)
-_raw.connect(os.environ['RLM_CALLBACK_ENDPOINT'])
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(os.environ['RLM_CALLBACK_ENDPOINT'])
+    return s
+_raw = connect()
+def frame(body):
+    return struct.pack('!I', len(body)) + body
 def signed(message, key=_key):
     payload = json.dumps(message).encode()
-    return [b'rlm-callback/1', hmac.new(key, payload, hashlib.sha256).digest(), payload]
-def reply(timeout_ms=5000):
-    if not _raw.poll(timeout_ms):
+    return frame(hmac.new(key, payload, hashlib.sha256).digest() + payload)
+def _exactly(sock, n):
+    data = b''
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError('closed by the host')
+        data += chunk
+    return data
+def reply(timeout=5.0, sock=None):
+    sock = sock or _raw
+    sock.settimeout(timeout)
+    try:
+        size, = struct.unpack('!I', _exactly(sock, 4))
+        return json.loads(_exactly(sock, size)[32:])
+    except (TimeoutError, ConnectionError):  # no answer, or the host closed the connection
         return None
-    return json.loads(_raw.recv_multipart()[2])
 """
 
 
@@ -41,31 +57,52 @@ async def rejected_after(box: Sandbox, code: str) -> int:
 
 
 async def test_unsigned_message_is_dropped(box: Sandbox) -> None:
-    code = "_raw.send_multipart([b'rlm-callback/1', b'', b'{\"type\": \"llm_query\"}'])\n"
-    assert await rejected_after(box, code + "print(reply(500))") == 1
+    code = '_raw.sendall(frame(bytes(32) + b\'{"type": "llm_query"}\'))\n'
+    assert await rejected_after(box, code + "print(reply(0.5))") == 1
 
 
 async def test_forged_signature_is_dropped(box: Sandbox) -> None:
-    code = "_raw.send_multipart(signed({'id': 'f', 'type': 'llm_query', 'prompt': 'x'}, b'k'))\n"
-    assert await rejected_after(box, code + "print(reply(500))") == 1
+    code = "_raw.sendall(signed({'id': 'f', 'type': 'llm_query', 'prompt': 'x'}, b'k'))\n"
+    assert await rejected_after(box, code + "print(reply(0.5))") == 1
 
 
 async def test_replayed_message_is_dropped(box: Sandbox) -> None:
     code = (
         "frames = signed({'id': 'r1', 'type': 'llm_query', 'prompt': 'once'})\n"
-        "_raw.send_multipart(frames); first = reply()\n"
-        "_raw.send_multipart(frames); second = reply(500)\n"
+        "_raw.sendall(frames); first = reply()\n"
+        "_raw.sendall(frames); second = reply(0.5)\n"
         "assert first['result'] == 'answer to once' and second is None, (first, second)\n"
     )
     assert await rejected_after(box, code) == 1
 
 
-async def test_junk_frames_are_dropped(box: Sandbox) -> None:
+async def test_junk_frames_are_dropped_with_their_connection(box: Sandbox) -> None:
+    # Well framed but not JSON, not an object, or signed over nothing.
     code = (
-        "for frames in ([b'x'], [b''] * 7, [b'rlm-callback/1', b'a', b'\\xff\\xfe'],"
-        " signed([1, 2])):\n    _raw.send_multipart(frames)\nprint(reply(500))\n"
+        "body = hmac.new(_key, b'\\xff\\xfe', hashlib.sha256).digest() + b'\\xff\\xfe'\n"
+        "out = []\n"
+        "for junk in (frame(body), signed([1, 2]), frame(bytes(32))):\n"
+        "    s = connect()\n"
+        "    s.sendall(junk + signed({'id': 'j', 'type': 'llm_query', 'prompt': 'after'}))\n"
+        "    out.append(reply(5.0, s))\n"
+        "assert out == [None] * 3, out\n"
     )
-    assert await rejected_after(box, code) == 4
+    assert await rejected_after(box, code) == 3
+
+
+async def test_a_flood_of_forged_frames_costs_one_rejection(box: Sandbox) -> None:
+    # Issue 12's many-frame message: 200,000 frames in one write. The host stops at the
+    # first and closes the connection, so it neither buffers nor checks the rest.
+    code = (
+        "try:\n    _raw.sendall(frame(bytes(32) + b'{}') * 200_000)\n"
+        "except OSError as exc:\n    print(type(exc).__name__)\n"
+    )
+    assert await rejected_after(box, code) == 1
+
+
+async def test_a_frame_too_short_to_be_signed_drops_its_connection(box: Sandbox) -> None:
+    code = "_raw.sendall(frame(b'x' * 5))\nassert reply(5.0) is None\n"
+    assert await rejected_after(box, code) == 1
 
 
 async def test_oversized_request_is_refused_in_the_kernel(box: Sandbox) -> None:
@@ -75,9 +112,13 @@ async def test_oversized_request_is_refused_in_the_kernel(box: Sandbox) -> None:
 
 
 async def test_oversized_raw_frame_does_not_reach_the_host(box: Sandbox) -> None:
-    code = "_raw.send_multipart([b'rlm-callback/1', b'', b'x' * 40_000_000])\nprint(reply(1000))\n"
-    # ZMQ drops the connection before the host buffers it: nothing even to reject.
-    assert await rejected_after(box, code) == 0
+    # The length comes first: the host refuses the frame on it and closes the connection
+    # before reading the body, so the kernel's write fails instead of filling the host.
+    code = (
+        "try:\n    _raw.sendall(struct.pack('!I', 40_000_000) + b'x' * 40_000_000)\n"
+        "except OSError as exc:\n    print(type(exc).__name__)\n"
+    )
+    assert await rejected_after(box, code) == 1
 
 
 async def test_batch_over_the_length_cap_is_refused_in_the_kernel(box: Sandbox) -> None:
@@ -89,8 +130,8 @@ async def test_batch_over_the_length_cap_is_refused_in_the_kernel(box: Sandbox) 
 async def test_signed_batch_over_the_cap_is_refused_whole_by_the_host(box: Sandbox) -> None:
     answer = await output(
         box,
-        RAW + "_raw.send_multipart(signed({'id': 'b', 'type': 'llm_query_batched',"
-        " 'prompts': [''] * 200_000}))\nr = reply(20000)\nprint(r['status'], 'results' in r)",
+        RAW + "_raw.sendall(signed({'id': 'b', 'type': 'llm_query_batched',"
+        " 'prompts': [''] * 200_000}))\nr = reply(20.0)\nprint(r['status'], 'results' in r)",
     )
     assert answer == "error False"
 
@@ -100,7 +141,7 @@ async def test_mistyped_request_fields_get_an_error_reply(box: Sandbox) -> None:
         box,
         RAW + "out = []\n"
         "for body in ({'prompts': 'abc'}, {'prompts': None}, {'prompts': [[1]], 'model': 5}):\n"
-        "    _raw.send_multipart(signed({'id': 'm', 'type': 'llm_query_batched', **body}))\n"
+        "    _raw.sendall(signed({'id': 'm', 'type': 'llm_query_batched', **body}))\n"
         "    out.append(reply()['status'])\nprint(out)",
     )
     assert answer == "['error', 'error', 'error']"

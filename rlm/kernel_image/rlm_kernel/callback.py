@@ -1,75 +1,107 @@
 """Kernel side of the llm_query callback channel.
 
-Requests are signed messages (see protocol.py) sent over a ZMQ DEALER socket to the host's
-ROUTER. Each thread gets its own socket, so user code calling llm_query from several
-threads is served concurrently by the host.
+Requests are signed frames (see protocol.py) written to the host's unix socket. Each thread
+gets its own connection, so user code calling llm_query from several threads is served
+concurrently by the host. The socket is blocking and read by the calling thread itself: a
+round trip wakes one thread on each side and nothing else.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
-import zmq
-
-from rlm_kernel.protocol import CallbackConfig, Signer
+from rlm_kernel.protocol import CallbackConfig, FrameReader, Signer
 
 
 class LLMQueryError(RuntimeError):
     """The host could not answer an llm_query call (its message says why)."""
 
 
+@dataclass
+class _Connection:
+    sock: socket.socket
+    signer: Signer
+    reader: FrameReader
+    pid: int  # a forked child must not share its parent's connection
+
+
 class CallbackClient:
-    def __init__(self, endpoint: str, config: CallbackConfig, timeout: float) -> None:
-        self._endpoint = endpoint
+    def __init__(self, path: str, config: CallbackConfig, timeout: float) -> None:
+        self._path = path
         self._key = config.key.encode()
         self._timeout = timeout
         self._max_message_bytes = config.max_message_bytes
         self.max_batch_prompts = config.max_batch_prompts
-        self._context = zmq.Context.instance()
         self._local = threading.local()
 
     @classmethod
-    def from_file(cls, path: str, endpoint: str, timeout: float) -> CallbackClient:
+    def from_file(cls, path: str, socket_path: str, timeout: float) -> CallbackClient:
         with open(path, encoding="utf-8") as f:
-            return cls(endpoint, CallbackConfig.from_json(f.read()), timeout)
+            return cls(socket_path, CallbackConfig.from_json(f.read()), timeout)
 
-    def _channel(self) -> tuple[zmq.Socket, Signer]:
-        channel = getattr(self._local, "channel", None)
-        if channel is None:
-            socket = self._context.socket(zmq.DEALER)
-            socket.setsockopt(zmq.LINGER, 0)
-            socket.connect(self._endpoint)
-            channel = self._local.channel = (socket, Signer(self._key))
-        return channel
+    def _connection(self) -> _Connection:
+        connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is None or connection.pid != os.getpid():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self._path)
+            except OSError as exc:
+                sock.close()
+                raise LLMQueryError(f"cannot reach the host's callback channel: {exc}") from None
+            connection = _Connection(sock, Signer(self._key), FrameReader(), os.getpid())
+            self._local.connection = connection
+        return connection
+
+    def _drop(self, connection: _Connection) -> None:
+        # After a timeout or an error the stream may be mid-frame: start afresh next time.
+        connection.sock.close()
+        self._local.connection = None
 
     def call(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
-        socket, signer = self._channel()
         request_id = os.urandom(12).hex()
-        frames = signer.pack({"id": request_id, "type": kind, **body})
-        size = sum(len(frame) for frame in frames)
-        if size > self._max_message_bytes:
-            # The host would drop it unread; say why now instead of timing out.
+        connection = self._connection()
+        frame = connection.signer.pack({"id": request_id, "type": kind, **body})
+        if len(frame) > self._max_message_bytes:
+            # The host would drop the connection unread; say why now instead.
             raise LLMQueryError(
-                f"{kind}: the request is {size:,} bytes, over the limit of "
+                f"{kind}: the request is {len(frame):,} bytes, over the limit of "
                 f"{self._max_message_bytes:,}; send smaller prompts or fewer at once"
             )
-        socket.send_multipart(frames)
-        deadline = time.monotonic() + self._timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not socket.poll(remaining * 1000):
-                raise LLMQueryError(f"{kind}: no answer from the host in {self._timeout:g} s")
-            try:
-                reply = signer.unpack(socket.recv_multipart())
-            except ValueError:
-                continue  # not from the host: ignore it
-            # A reply to an earlier request that timed out: drop it and keep waiting.
-            if reply.get("re") == request_id:
-                break
+        try:
+            reply = self._exchange(connection, frame, request_id)
+        except TimeoutError:
+            self._drop(connection)
+            raise LLMQueryError(f"{kind}: no answer from the host in {self._timeout:g} s") from None
+        except (OSError, ValueError) as exc:
+            self._drop(connection)
+            raise LLMQueryError(f"{kind}: the callback channel failed: {exc}") from None
         if reply.get("status") != "ok":
             raise LLMQueryError(reply.get("error", "unknown error"))
         return reply
+
+    def _exchange(self, connection: _Connection, frame: bytes, request_id: str) -> dict[str, Any]:
+        sock, reader = connection.sock, connection.reader
+        deadline = time.monotonic() + self._timeout
+        sock.settimeout(self._timeout)
+        sock.sendall(frame)
+        while True:
+            body = reader.next()
+            if body is not None:
+                reply = connection.signer.unpack(body)
+                if reply.get("re") == request_id:
+                    return reply
+                continue  # not an answer to this request: nothing waits for it
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            sock.settimeout(remaining)
+            data = sock.recv(1 << 16)
+            if not data:
+                raise ConnectionError("the host closed the connection")
+            reader.feed(data)

@@ -6,8 +6,8 @@ the standard library, and nothing else of either side.
 
 It defines:
 - the environment the host starts the kernel with (`Env`) and the kernel's defaults;
-- the callback channel: the key file (`CallbackConfig`), the request types and the signed
-  wire format (`Signer`);
+- the callback channel: the key file (`CallbackConfig`), the request types, the signed
+  wire format (`Signer`) and its framing (`FrameReader`);
 - the fields the kernel adds to every execute_reply (`REPLY_KEY` and `Reply*`);
 - the kernel's entry point for replacing CONTEXT (`load_context_code`).
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import struct
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -29,7 +30,7 @@ class Env:
     CALLBACK_TIMEOUT = "RLM_CALLBACK_TIMEOUT"
     ECHO_INPUT = "RLM_ECHO_INPUT"
     CALLBACK_FILE = "RLM_CALLBACK_FILE"
-    CALLBACK_ENDPOINT = "RLM_CALLBACK_ENDPOINT"
+    CALLBACK_ENDPOINT = "RLM_CALLBACK_ENDPOINT"  # the path of the callback unix socket
     CONTEXT_FILE = "RLM_CONTEXT_FILE"
     CONTEXT_FORMAT = "RLM_CONTEXT_FORMAT"
     RLIMIT_AS = "RLM_RLIMIT_AS"
@@ -73,17 +74,19 @@ class CallbackConfig:
         return cls(str(data["key"]), int(data["max_message_bytes"]), int(data["max_batch_prompts"]))
 
 
-PROTOCOL = b"rlm-callback/1"
 REPLAY_HISTORY = 1 << 16
+# A frame on the callback socket: its body's length, then the body.
+FRAME_HEADER = struct.Struct("!I")
+SIGNATURE_BYTES = hashlib.sha256().digest_size
 
 
 class Signer:
     """Signed messages of the callback channel.
 
-    A message is three ZMQ frames: [PROTOCOL, signature, payload]. The payload is JSON; the
-    signature is its HMAC-SHA256 under the sandbox's key. A verified signature is
-    remembered, so a replayed message is rejected (each payload carries a random id, so
-    signatures never repeat legitimately).
+    The channel is a unix stream socket; a message is one frame: a 4-byte big-endian length,
+    then the body: the HMAC-SHA256 of the payload under the sandbox's key, then the payload
+    (JSON). A verified signature is remembered, so a replayed message is rejected (each
+    payload carries a random id, so signatures never repeat legitimately).
     """
 
     def __init__(self, key: bytes) -> None:
@@ -91,17 +94,17 @@ class Signer:
         self._seen: set[bytes] = set()
         self._order: deque[bytes] = deque()
 
-    def pack(self, message: dict[str, Any]) -> list[bytes]:
+    def pack(self, message: dict[str, Any]) -> bytes:
+        """The whole frame, length prefix included."""
         payload = json.dumps(message, separators=(",", ":")).encode()
-        return [PROTOCOL, hmac.new(self._key, payload, hashlib.sha256).digest(), payload]
+        header = FRAME_HEADER.pack(SIGNATURE_BYTES + len(payload))
+        return header + hmac.digest(self._key, payload, "sha256") + payload
 
-    def unpack(self, frames: list[bytes]) -> dict[str, Any]:
-        """Verify and decode; ValueError for anything unsigned, forged, replayed or malformed."""
-        if len(frames) != 3 or frames[0] != PROTOCOL:
-            raise ValueError("not a signed rlm callback message")
-        signature, payload = frames[1], frames[2]
-        expected = hmac.new(self._key, payload, hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
+    def unpack(self, body: bytes) -> dict[str, Any]:
+        """Verify and decode a frame's body; ValueError for anything forged, replayed or
+        malformed."""
+        signature, payload = body[:SIGNATURE_BYTES], body[SIGNATURE_BYTES:]
+        if not hmac.compare_digest(signature, hmac.digest(self._key, payload, "sha256")):
             raise ValueError("invalid signature")
         if signature in self._seen:
             raise ValueError("replayed message")
@@ -113,6 +116,45 @@ class Signer:
         if not isinstance(message, dict):
             raise ValueError("malformed message")
         return message
+
+
+class BadFrame(ValueError):
+    """A frame announced a body over the reader's limit, or too short to be signed."""
+
+
+class FrameReader:
+    """Splits the bytes read from the callback socket into frame bodies.
+
+    A frame's length comes first, so one over `max_bytes` is refused before its body is
+    buffered: what a peer can make the reader hold is bounded by the limit plus one read.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max_bytes = max_bytes
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def next(self) -> bytes | None:
+        """The next whole body, or None until more bytes arrive; BadFrame if the next
+        frame may not be read (the stream cannot be resynchronised after it)."""
+        buffer = self._buffer
+        if len(buffer) < FRAME_HEADER.size:
+            return None
+        (size,) = FRAME_HEADER.unpack_from(buffer)
+        if size < SIGNATURE_BYTES or (self._max_bytes is not None and size > self._max_bytes):
+            raise BadFrame(f"a frame of {size:,} bytes")
+        end = FRAME_HEADER.size + size
+        if len(buffer) < end:
+            return None
+        body = bytes(buffer[FRAME_HEADER.size : end])
+        del buffer[:end]
+        return body
 
 
 # --- execute_reply --------------------------------------------------------------------
