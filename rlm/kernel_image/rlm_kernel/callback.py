@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ class CallbackClient:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.connect(self._path)
+                # The kernel enforces the timeout on the blocking socket: Python's own
+                # (settimeout) would add a poll() before every send and receive.
+                limit = struct.pack("ll", int(self._timeout), int(self._timeout % 1 * 1e6))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
             except OSError as exc:
                 sock.close()
                 raise LLMQueryError(f"cannot reach the host's callback channel: {exc}") from None
@@ -86,22 +92,25 @@ class CallbackClient:
         return reply
 
     def _exchange(self, connection: _Connection, frame: bytes, request_id: str) -> dict[str, Any]:
+        """One request and its reply. Each send and receive waits up to the timeout (a reply
+        arrives in one piece unless it is large), and the whole exchange at most about twice
+        that."""
         sock, reader = connection.sock, connection.reader
         deadline = time.monotonic() + self._timeout
-        sock.settimeout(self._timeout)
-        sock.sendall(frame)
-        while True:
-            body = reader.next()
-            if body is not None:
-                reply = connection.signer.unpack(body)
-                if reply.get("re") == request_id:
-                    return reply
-                continue  # not an answer to this request: nothing waits for it
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            sock.settimeout(remaining)
-            data = sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError("the host closed the connection")
-            reader.feed(data)
+        try:
+            sock.sendall(frame)
+            while True:
+                body = reader.next()
+                if body is not None:
+                    reply = connection.signer.unpack(body)
+                    if reply.get("re") == request_id:
+                        return reply
+                    continue  # not an answer to this request: nothing waits for it
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+                data = sock.recv(1 << 16)
+                if not data:
+                    raise ConnectionError("the host closed the connection")
+                reader.feed(data)
+        except BlockingIOError:  # SO_RCVTIMEO / SO_SNDTIMEO ran out
+            raise TimeoutError from None
