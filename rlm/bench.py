@@ -13,6 +13,8 @@ Baselines, run in this process in turns with ours (A B C, A B C, ...):
   execute, no echo of the code, no flush of empty streams, no history database) and ipc
   sockets as ours, so that ours / tuned is what the container and our host cost, not what
   the tweaks buy.
+- the `llm_query` round trip through a bare `Sandbox` handler is compared with its floor: a
+  64-byte ping-pong over a unix socket between this process and a child Python process.
 - the `llm_query` round trip through `RLM` is compared with the same loop against a bare
   `Sandbox` handler, so the ratio is what the orchestrator and a backend add.
 - batched sub-calls are compared with their floor (ceil(calls / concurrency) waves of the
@@ -26,7 +28,9 @@ import contextlib
 import json
 import math
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -190,6 +194,37 @@ async def _llm_query_ms(box: Sandbox, calls: int) -> list[float]:
     return json.loads(result.stdout)
 
 
+# The child end of the floor's ping-pong: echo every 64-byte message until the socket closes.
+ECHO = """
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+while data := s.recv(64):
+    s.sendall(data)
+"""
+
+
+def _socket_floor_ms(calls: int) -> list[float]:
+    """Round trips of 64 bytes over a unix socket to another Python process, blocking on
+    both sides: what a signed request and its answer cannot beat on this machine."""
+    ours, theirs = socket.socketpair()
+    with (
+        ours,
+        subprocess.Popen(
+            [sys.executable, "-c", ECHO, str(theirs.fileno())], pass_fds=[theirs.fileno()]
+        ) as child,
+    ):
+        theirs.close()
+        message, times = b"x" * 64, []
+        for _ in range(calls + 50):
+            started = time.perf_counter()
+            ours.sendall(message)
+            ours.recv(64)
+            times.append((time.perf_counter() - started) * 1000)
+        ours.shutdown(socket.SHUT_RDWR)
+        child.wait(10)
+    return times[50:]
+
+
 async def _rlm_llm_query_ms(runtime: str, calls: int) -> list[float]:
     """The same loop written by a root model, each llm_query a sub-call through the run's
     budget and ledger to a zero-latency backend (max_depth=1: a plain model call)."""
@@ -270,6 +305,7 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
         calls = max(200, repeat * 4)
         round_trips: dict[str, list[float]] = defaultdict(list)
         for _ in range(LLM_QUERY_ROUNDS):
+            round_trips["floor"] += _socket_floor_ms(calls)
             for runtime in runtimes:
                 round_trips[f"box {runtime}"] += await _llm_query_ms(boxes[runtime], calls)
                 round_trips[f"rlm {runtime}"] += await _rlm_llm_query_ms(runtime, calls)
@@ -323,7 +359,9 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
                 "ms",
                 round_trip[f"box {runtime}"],
                 calls * LLM_QUERY_ROUNDS,
-                target=0.25,
+                round_trip["floor"],
+                "floor: a unix socket ping-pong between two Python processes",
+                0.12,
             ),
             Measure(
                 f"llm_query round trip through RLM and a zero-latency backend ({runtime})",
@@ -332,7 +370,7 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
                 calls * LLM_QUERY_ROUNDS,
                 round_trip[f"box {runtime}"],
                 "the Sandbox round trip above",
-                0.25,
+                0.12,
             ),
             Measure(
                 f"start to ready, tiny context ({runtime})",
