@@ -145,3 +145,17 @@ async def test_mistyped_request_fields_get_an_error_reply(box: Sandbox) -> None:
         "    out.append(reply()['status'])\nprint(out)",
     )
     assert answer == "['error', 'error', 'error']"
+
+
+async def test_connections_over_the_cap_are_refused(box: Sandbox) -> None:
+    # Each connection may hold a partial frame: the host accepts 256 at once, no more.
+    # RAW's connection and, after an earlier test, the runtime's own are open already, so
+    # the last 44 of these 300 are refused whatever came before, and one or two more.
+    code = (
+        "held = [connect() for _ in range(300)]\n"
+        "for s in held[256:]:\n    s.settimeout(5.0)\n"
+        "closed = sum(s.recv(1) == b'' for s in held[256:])\n"
+        "for s in held:\n    s.close()\n"
+        "assert closed == 44, closed\n"
+    )
+    assert await rejected_after(box, code) in (45, 46)
