@@ -70,7 +70,13 @@ class CallbackServer:
         self._signer = Signer(self.key)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Requests in flight and their deadlines. Every request has the same timeout, so in
+        # this (insertion) order the deadlines only grow: one timer, armed for the oldest,
+        # serves them all, instead of a timer per request (which cost a tenth of a round
+        # trip).
+        self._tasks: dict[asyncio.Task[None], float] = {}
+        self._expired: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def endpoint(self) -> str:
@@ -102,16 +108,33 @@ class CallbackServer:
         except Exception as exc:  # forged, unsigned, replayed or garbage: never served
             self._reject(exc)
             return False
-        task = asyncio.create_task(self._serve(connection, message))
-        self._tasks.add(task)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._serve(connection, message))
+        self._tasks[task] = deadline = loop.time() + self.request_timeout
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._expire)
         task.add_done_callback(self._finished)
         if len(self._tasks) == self.max_in_flight:
             for each in self._connections:
                 each.hold(True)
         return True
 
+    def _expire(self) -> None:
+        """Cancel the requests past their deadline; re-arm for the oldest one left."""
+        self._watchdog = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, deadline in self._tasks.items():
+            if deadline > now:
+                self._watchdog = loop.call_at(deadline, self._expire)
+                return
+            if task not in self._expired:
+                self._expired.add(task)
+                task.cancel()
+
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
+        self._expired.discard(task)
         if len(self._tasks) == self.max_in_flight - 1:
             for each in list(self._connections):
                 each.hold(False)
@@ -136,17 +159,16 @@ class CallbackServer:
                 reply = {"status": "error", "error": f"unknown request type {kind!r}"}
         except Exception as exc:
             reply = {"status": "error", "error": _describe(exc)}
+        except asyncio.CancelledError:
+            if asyncio.current_task() not in self._expired:
+                raise  # cancel_requests or close: nobody waits for an answer
+            timeout = TimeoutError(f"no answer in {self.request_timeout:g} s")
+            reply = {"status": "error", "error": _describe(timeout)}
         reply["re"] = message.get("id")
         connection.send(self._signer.pack(reply))
 
     async def _ask(self, prompt: str, model: str | None, index: int | None = None) -> str:
-        request = LLMRequest(prompt, model, index)
-        try:
-            # asyncio.timeout, unlike wait_for, needs no extra task per request.
-            async with asyncio.timeout(self.request_timeout):
-                result = await self.handler(request)
-        except TimeoutError:
-            raise TimeoutError(f"no answer in {self.request_timeout:g} s") from None
+        result = await self.handler(LLMRequest(prompt, model, index))
         return result if isinstance(result, str) else str(result)
 
     async def _ask_batch(self, prompts: list[str], model: str | None) -> list[dict[str, str]]:
@@ -194,6 +216,9 @@ class CallbackServer:
         return len(tasks)
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._server is not None:
             self._server.close()
             self._server = None

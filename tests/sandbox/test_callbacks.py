@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from rlm.kernel_image.rlm_kernel.protocol import FRAME_HEADER, SIGNATURE_BYTES, Signer
 from rlm.sandbox import LLMRequest
+from rlm.sandbox.callback import CallbackServer
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
 from tests.conftest import RecordingHandler
@@ -241,3 +243,34 @@ def test_callback_timeout_may_not_exceed_the_execute_timeout() -> None:
     assert SandboxLimits(execute_timeout=5).callback_timeout == 5
     with pytest.raises(ValueError, match="may not exceed execute_timeout"):
         SandboxLimits(execute_timeout=5, callback_timeout=6)
+
+
+async def test_the_host_gives_up_on_a_request_at_its_deadline(tmp_path: Path) -> None:
+    # The host's own timeout, seen without a kernel (whose client would give up at the same
+    # moment): the handler is cancelled and the answer says why, for a single request and
+    # a batch alike, and the channel goes on serving.
+    stuck = StuckHandler()
+    run_dir = SimpleNamespace(
+        callback_socket=tmp_path / "callback", callback_key_file=tmp_path / "callback.json"
+    )
+    server = CallbackServer(run_dir, stuck, request_timeout=0.3)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        signer = Signer(server.key)
+        reader, writer = await asyncio.open_unix_connection(run_dir.callback_socket)
+        for request in (
+            {"id": "1", "type": "llm_query", "prompt": "slow"},
+            {"id": "2", "type": "llm_query_batched", "prompts": ["fast", "slow"]},
+            {"id": "3", "type": "llm_query", "prompt": "fast"},
+        ):
+            writer.write(signer.pack(request))
+            reply = await asyncio.wait_for(read_reply(reader, signer), 10)
+            assert reply["re"] == request["id"]
+            if request["id"] == "3":
+                assert reply["result"] == "answer to fast"
+            else:
+                assert reply["error"] == "TimeoutError: no answer in 0.3 s"
+        writer.close()
+    finally:
+        await server.close()
+    assert stuck.cancelled.is_set() and not stuck.answered
