@@ -52,7 +52,8 @@ class CallbackServer:
         max_message_bytes: int = 32 * 1024**2,
         max_batch_prompts: int = 4096,
         max_in_flight: int = 64,
-        max_connections: int = 256,
+        max_connections: int = 64,
+        max_buffered_bytes: int = 128 * 1024**2,
     ) -> None:
         self.run_dir = run_dir
         self.handler = handler
@@ -63,8 +64,12 @@ class CallbackServer:
         # Requests being served at once; past that the host stops reading every connection,
         # and the socket's buffers push back on the kernel, so a flood cannot pile up here.
         self.max_in_flight = max_in_flight
-        # Each connection may hold one partial frame of up to max_message_bytes.
+        # Each connection may hold one partial frame of up to max_message_bytes; together
+        # they may hold max_buffered_bytes, so many connections each sending most of a big
+        # frame and then nothing cannot add up to connections x frame cap.
         self.max_connections = max_connections
+        self.max_buffered_bytes = max_buffered_bytes
+        self.buffered = 0
         self.key = secrets.token_hex(32).encode()
         self.rejected = 0
         self._signer = Signer(self.key)
@@ -237,6 +242,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: CallbackServer) -> None:
         self._server = server
         self._reader = FrameReader(server.max_message_bytes)
+        self._counted = 0  # of the reader's bytes, how many server.buffered includes
         self._transport: asyncio.Transport | None = None
         self._writing_paused = False
 
@@ -255,12 +261,24 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._server._connections.discard(self)
         self._transport = None
+        self._release()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
         self._drain()
 
     def _drain(self) -> None:
+        self._serve_buffered()
+        if self._transport is None:
+            return
+        server = self._server
+        server.buffered += self._reader.buffered - self._counted
+        self._counted = self._reader.buffered
+        if server.buffered > server.max_buffered_bytes:
+            server._reject(f"over {server.max_buffered_bytes:,} bytes buffered at once")
+            self.abort()
+
+    def _serve_buffered(self) -> None:
         """Serve the whole frames buffered, while the server has room for them."""
         while self._transport is not None and not self._server.full:
             try:
@@ -308,6 +326,13 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
             self._transport = None
+        self._release()
+
+    def _release(self) -> None:
+        """Forget what this connection buffered: it is never read again."""
+        self._server.buffered -= self._counted
+        self._counted = 0
+        self._reader = FrameReader(self._server.max_message_bytes)
 
 
 def _one(message: dict[str, Any]) -> str:
