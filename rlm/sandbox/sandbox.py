@@ -148,8 +148,9 @@ class Sandbox:
         try:
             await asyncio.wait_for(self._handshake(), self.limits.start_timeout)
         except (TimeoutError, RuntimeError, zmq.ZMQError) as exc:
-            reason = await self._death_reason()
-            why = exc or f"no kernel_info reply within {self.limits.start_timeout:g} s"
+            alive = self._manager is not None and await self._manager.is_alive()
+            reason = "" if alive else await self._death_reason()
+            why = str(exc) or f"no kernel_info reply within {self.limits.start_timeout:g} s"
             raise KernelDiedError(f"the kernel did not start: {reason or why}") from None
         self._provisioner().seal_run_dir()
 
