@@ -70,7 +70,9 @@ def run_container(engine: Engine, request: ContainerRequest) -> Any:
     )["Id"]
     try:
         api.start(container_id)
-        return engine.client.containers.get(container_id)
+        # A model of the id alone, not an inspect (one more engine round trip on every
+        # start): the provisioner reloads the container's state whenever it reads it.
+        return engine.client.containers.prepare_model({"Id": container_id})
     except BaseException:
         with contextlib.suppress(docker.errors.DockerException):
             api.remove_container(container_id, force=True)

@@ -40,6 +40,8 @@ Context = str | list[Any] | dict[str, Any]
 LIVENESS_INTERVAL = 1.0
 REPLY_GRACE = 5.0
 LOST_GRACE = 1.0
+KERNEL_INFO_RETRY = 1.0  # a kernel_info sent before the kernel bound its sockets is lost
+IOPUB_PROBE = 0.2  # so are IOPub messages sent before our subscription reached the kernel
 LOST_CHANNEL = (
     "its connection to the host dropped (a message over the "
     f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap?)"
@@ -143,13 +145,32 @@ class Sandbox:
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
-        assert self._channels is not None
         try:
-            await self._channels.client.wait_for_ready(timeout=self.limits.start_timeout)
-        except (RuntimeError, zmq.ZMQError) as exc:
-            reason = await self._death_reason()
-            raise KernelDiedError(f"the kernel did not start: {reason or exc}") from None
+            await asyncio.wait_for(self._handshake(), self.limits.start_timeout)
+        except (TimeoutError, RuntimeError, zmq.ZMQError) as exc:
+            alive = self._manager is not None and await self._manager.is_alive()
+            reason = "" if alive else await self._death_reason()
+            why = str(exc) or f"no kernel_info reply within {self.limits.start_timeout:g} s"
+            raise KernelDiedError(f"the kernel did not start: {reason or why}") from None
         self._provisioner().seal_run_dir()
+
+    async def _handshake(self) -> None:
+        """Ask kernel_info until the kernel answers and IOPub carries its messages.
+
+        jupyter_client's wait_for_ready does the same, then waits for 0.2 s of silence on
+        IOPub (a third of a cold start); `_collect` skips other requests' messages, so that
+        wait buys us nothing.
+        """
+        channels, manager = self._channels, self._manager
+        assert channels is not None and manager is not None
+        while True:
+            channels.client.kernel_info()
+            reply = await channels.receive("shell", KERNEL_INFO_RETRY)
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                if await channels.receive("iopub", IOPUB_PROBE) is not None:
+                    return
+            elif not await manager.is_alive():
+                raise RuntimeError("the kernel exited")
 
     def _provisioner(self) -> RlmProvisioner:
         """The running kernel's provisioner: always one of ours, as our kernelspec names it."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from rlm.errors import KernelDiedError
+from rlm.sandbox.channels import KernelChannels
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Sandbox
 
@@ -153,3 +156,15 @@ async def test_malformed_reply_fields_from_the_kernel_are_ignored() -> None:
         result = await box.execute("y = 1")
     assert result.ok
     assert (result.final, result.dropped_chars, result.restored_names) == (None, 0, ["x"])
+
+
+async def test_a_kernel_that_never_answers_kernel_info_fails_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def nothing(self: KernelChannels, channel: str, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+
+    monkeypatch.setattr(KernelChannels, "receive", nothing)
+    box = Sandbox("x", runtime="local", limits=SandboxLimits(start_timeout=0.5))
+    with pytest.raises(KernelDiedError, match=r"did not start: no kernel_info reply within 0\.5 s"):
+        await box.start()

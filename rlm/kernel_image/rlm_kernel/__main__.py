@@ -1,4 +1,4 @@
-"""Start rlm's kernel: apply resource limits, then hand over to ipykernel.
+"""Start rlm's kernel: apply resource limits, then hand over to ipykernel (RLMKernelApp).
 
 Limits come from the environment because the host decides them; they are applied here,
 before any user code exists, where the engine cannot enforce cgroup limits (rootless Podman
@@ -24,15 +24,15 @@ def _apply_rlimits() -> None:
 
 def main() -> None:
     _apply_rlimits()
-    from ipykernel.kernelapp import IPKernelApp
     from traitlets.config import Config
 
+    from rlm_kernel.app import RLMKernelApp
     from rlm_kernel.kernel import RLMKernel
 
     config = Config()
     # No input history database: nothing reads it, and creating it slows every start.
     config.HistoryManager.enabled = False
-    IPKernelApp.launch_instance(kernel_class=RLMKernel, config=config)
+    RLMKernelApp.launch_instance(kernel_class=RLMKernel, config=config)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
@@ -12,14 +13,31 @@ from rlm_kernel import protocol
 from rlm_kernel.caps import OutputCap, clip, clip_lines
 from rlm_kernel.protocol import Env
 from rlm_kernel.runtime import Runtime
+from rlm_kernel.shell import RLMShell
+
+
+class _NoShellChannelThread:
+    """Held in place of ipykernel 7's shell-channel thread when RLMKernelApp runs none.
+
+    ipykernel tests the thread for truth everywhere but one place: a cell with top-level
+    `await` reads `parent_thread` (the thread that runs cells) to route Ctrl-C to it.
+    """
+
+    parent_thread = threading.main_thread()
+
+    def __bool__(self) -> bool:
+        return False
 
 
 class RLMKernel(IPythonKernel):
     implementation = "rlm"
     implementation_version = "1"
+    shell_class = RLMShell
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.shell_channel_thread is None:  # started by RLMKernelApp
+            self.shell_channel_thread = _NoShellChannelThread()
         self.runtime = Runtime.from_environment()
         self.runtime.install(self.shell.user_ns)
         self.shell.set_custom_exc((NameError,), self._explain_name_error)
@@ -41,6 +59,10 @@ class RLMKernel(IPythonKernel):
         # rlm's own host never shows the code back; Jupyter front ends want it echoed.
         self.echo_input = os.environ.get(Env.ECHO_INPUT, "1") != "0"
         self._told_restored = False
+
+    @property
+    def _supports_kernel_subshells(self) -> bool:
+        return bool(self.shell_channel_thread)
 
     def _explain_name_error(
         self, shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None
@@ -68,6 +90,7 @@ class RLMKernel(IPythonKernel):
     ) -> dict[str, Any]:
         self.runtime.final = self.runtime.finish = None
         self.output_cap.reset()
+        self.shell.forget_transform()
         reply = await super().do_execute(
             code,
             silent,

@@ -1,0 +1,48 @@
+"""RLMShell: IPython's shell with the per-execute work an rlm kernel does not need removed.
+
+ipykernel transforms each cell twice (once to decide whether it needs a coroutine runner,
+once more to run it), and IPython compiles each cell once only to look for a top-level
+`await`. Both are a large part of a short cell's time in the kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipykernel.zmqshell import ZMQInteractiveShell
+
+
+class RLMShell(ZMQInteractiveShell):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._transformed: tuple[str, str] | None = None
+
+    def forget_transform(self) -> None:
+        """Called before each execute: a transform may depend on the namespace (autocall)."""
+        self._transformed = None
+
+    def transform_cell(self, raw_cell: str) -> str:
+        # The two calls of one execute get the same text: the second reuses the first.
+        if self._transformed is not None and self._transformed[0] == raw_cell:
+            return self._transformed[1]
+        cell = super().transform_cell(raw_cell)
+        self._transformed = (raw_cell, cell)
+        return cell
+
+    def should_run_async(
+        self,
+        raw_cell: str,
+        *,
+        transformed_cell: str | None = None,
+        preprocessing_exc_tuple: Any = None,
+    ) -> bool:
+        # Top-level `await`, `async for` and `async with` all spell one of these words:
+        # without them there is nothing to find, and no need to compile the cell to look.
+        cell = raw_cell if transformed_cell is None else transformed_cell
+        if "await" not in cell and "async" not in cell:
+            return False
+        return super().should_run_async(
+            raw_cell,
+            transformed_cell=transformed_cell,
+            preprocessing_exc_tuple=preprocessing_exc_tuple,
+        )

@@ -1,0 +1,108 @@
+"""What a real jupyter_client sees of rlm's kernel: the messages Jupyter front ends use.
+
+The kernel runs without ipykernel 7's shell-channel thread (so without subshells) and
+without debugpy; these tests hold it to the protocol a front end relies on all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from jupyter_client import BlockingKernelClient, KernelManager
+
+from rlm.notebook import kernelspec
+
+
+@pytest.fixture(
+    scope="module", params=[pytest.param("container", marks=pytest.mark.container), "local"]
+)
+def client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BlockingKernelClient]:
+    prefix = tmp_path_factory.mktemp("jupyter")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
+    kernelspec.install("rlm-messages", prefix=str(prefix), runtime=request.param)
+    manager = KernelManager(kernel_name="rlm-messages")
+    manager.start_kernel()
+    kernel_client = manager.client()
+    kernel_client.start_channels()
+    try:
+        kernel_client.wait_for_ready(timeout=60)
+        kernel_client.manager = manager  # type: ignore[attr-defined]
+        kernel_client.runtime = request.param  # type: ignore[attr-defined]
+        yield kernel_client
+    finally:
+        kernel_client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        monkeypatch.undo()
+
+
+def execute(client: BlockingKernelClient, code: str) -> tuple[dict[str, Any], list[dict]]:
+    """The reply and every IOPub message of one execute, in order, up to its idle status."""
+    msg_id = client.execute(code)
+    messages = []
+    while True:
+        msg = client.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    while (reply := client.get_shell_msg(timeout=30))["parent_header"].get("msg_id") != msg_id:
+        pass
+    return reply["content"], messages
+
+
+def of_type(messages: list[dict], msg_type: str) -> list[dict]:
+    return [msg["content"] for msg in messages if msg["msg_type"] == msg_type]
+
+
+def test_kernel_info_has_no_subshells_and_no_debugger_in_the_image(
+    client: BlockingKernelClient,
+) -> None:
+    client.kernel_info()
+    info = client.get_shell_msg(timeout=30)["content"]
+    assert info["status"] == "ok"
+    assert info["implementation"] == "rlm"
+    assert "kernel subshells" not in info.get("supported_features", [])
+    if client.runtime == "container":  # type: ignore[attr-defined]
+        assert not info.get("debugger")
+
+
+def test_a_result_comes_between_busy_and_idle(client: BlockingKernelClient) -> None:
+    reply, messages = execute(client, "6 * 7")
+    assert reply["status"] == "ok"
+    types = [msg["msg_type"] for msg in messages]
+    assert types == ["status", "execute_input", "execute_result", "status"]
+    assert messages[0]["content"]["execution_state"] == "busy"
+    result = of_type(messages, "execute_result")[0]
+    assert result["data"]["text/plain"] == "42"
+    assert result["execution_count"] == reply["execution_count"]
+
+
+def test_streams_displays_and_errors(client: BlockingKernelClient) -> None:
+    _, printed = execute(client, "print('hi')\ndisplay(3)")
+    assert of_type(printed, "stream") == [{"name": "stdout", "text": "hi\n"}]
+    assert of_type(printed, "display_data")[0]["data"]["text/plain"] == "3"
+
+    reply, failed = execute(client, "1 / 0")
+    assert reply["status"] == "error" and reply["ename"] == "ZeroDivisionError"
+    assert of_type(failed, "error")[0]["ename"] == "ZeroDivisionError"
+
+
+def test_magics_and_top_level_await(client: BlockingKernelClient) -> None:
+    _, timed = execute(client, "%time y = 2")
+    assert "Wall time" in "".join(m["text"] for m in of_type(timed, "stream"))
+
+    reply, awaited = execute(client, "import asyncio\nawait asyncio.sleep(0, 'awaited')")
+    assert reply["status"] == "ok"
+    assert of_type(awaited, "execute_result")[0]["data"]["text/plain"] == "'awaited'"
+
+
+def test_the_kernel_runs_without_a_shell_channel_thread(client: BlockingKernelClient) -> None:
+    _, messages = execute(client, "import threading\nsorted(t.name for t in threading.enumerate())")
+    names = of_type(messages, "execute_result")[0]["data"]["text/plain"]
+    assert "IOPub" in names and "Shell channel" not in names
