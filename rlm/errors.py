@@ -27,6 +27,10 @@ class ContextFileError(SandboxError):
     """The context file cannot be read or decoded."""
 
 
+class NotUtf8Error(ContextFileError):
+    """The context file is not UTF-8 text."""
+
+
 class KernelDiedError(SandboxError):
     """The kernel stopped answering and could not be brought back."""
 

@@ -62,7 +62,8 @@ class SandboxFactory:
         ).start()
 
     async def release(self, sandbox: Sandbox, depth: int) -> None:
-        await sandbox.close()
+        # A child's llm_query answer does not wait for its container's removal.
+        await sandbox.close(background=depth >= 1)
 
 
 @dataclass
@@ -76,7 +77,8 @@ class WarmPoolFactory:
     @contextlib.asynccontextmanager
     async def completion(self) -> AsyncIterator[Sandboxes]:
         # One pool per completion: concurrent completions never take each other's
-        # kernels, and every kernel still waiting is removed when its completion ends.
+        # kernels, and every kernel still waiting is removed when its completion ends
+        # (in the background: closing the pool costs the completion no engine call).
         base = self.base
         pool = SandboxPool(
             self.size,

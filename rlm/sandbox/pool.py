@@ -7,7 +7,12 @@ kernel that ran someone's code is never reused.
     async with SandboxPool(4) as pool:
         box = await pool.acquire("the context", llm_handler)   # fresh if none is ready
         ...
-        await box.close()
+        await pool.release(box)
+
+Up to `start_concurrency` kernels start at once, refilling as sandboxes are taken.
+Releasing a sandbox and closing the pool leave the containers' removal to worker threads
+(rlm.sandbox.removals), which finish before the process exits: neither waits for the
+engine.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 from rlm.errors import SandboxError
 from rlm.sandbox.callback import LLMHandler, LLMRequest
+from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.sandbox import Context, Sandbox, serialize
 
@@ -40,17 +46,20 @@ class SandboxPool:
         image: str | None = None,
         limits: SandboxLimits | None = None,
         batch_concurrency: int = 32,
+        start_concurrency: int = 4,
     ) -> None:
-        if size < 1:
-            raise ValueError("a pool holds at least one sandbox")
+        if size < 1 or start_concurrency < 1:
+            raise ValueError("a pool holds at least one sandbox and starts at least one at once")
         self.size = size
         self.runtime = runtime
         self.image = image
         self.limits = limits or SandboxLimits()
         self.batch_concurrency = batch_concurrency
+        self.start_concurrency = start_concurrency
         self.hits = 0
         self.misses = 0
         self._ready: list[Sandbox] = []
+        self._starting: set[asyncio.Task[Sandbox]] = set()
         self._wanted = asyncio.Event()
         self._filler: asyncio.Task[None] | None = None
         self._closed = False
@@ -79,8 +88,10 @@ class SandboxPool:
 
     async def acquire(self, context: Context, llm_handler: LLMHandler) -> Sandbox:
         """A started sandbox holding `context`: a warm one if ready, else a fresh one."""
-        data, fmt = serialize(context) if self._ready else ("", "text")
-        while self._ready and self.fits(len(data)):
+        # A file is mounted at start: a pooled kernel, already started, cannot take one.
+        warm = bool(self._ready) and not isinstance(context, ContextFile)
+        data, fmt = serialize(context) if warm else ("", "text")
+        while warm and self._ready and self.fits(len(data)):
             sandbox = self._ready.pop()
             self._wanted.set()
             try:
@@ -88,7 +99,7 @@ class SandboxPool:
                 await sandbox.load_serialized(data, fmt)
             except (SandboxError, OSError) as exc:
                 log.warning("discarding a pooled sandbox: %s", exc)
-                await sandbox.close()
+                await sandbox.close(background=True)
                 continue
             self.hits += 1
             return sandbox
@@ -105,36 +116,61 @@ class SandboxPool:
             batch_concurrency=self.batch_concurrency,
         )
 
+    async def release(self, sandbox: Sandbox) -> None:
+        """Close a sandbox a run is done with; its container is removed in the background."""
+        await sandbox.close(background=True)
+
     async def _fill(self) -> None:
         failures = 0
         while not self._closed:
-            await self._wanted.wait()
+            while (
+                len(self._ready) + len(self._starting) < self.size
+                and len(self._starting) < self.start_concurrency
+            ):
+                self._starting.add(asyncio.create_task(self._new(None, _unassigned).start()))
+            wanted = asyncio.ensure_future(self._wanted.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {*self._starting, wanted}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                wanted.cancel()
             self._wanted.clear()
-            while len(self._ready) < self.size and not self._closed:
-                try:
-                    sandbox = await self._new(None, _unassigned).start()
-                except Exception as exc:  # the engine is down, the image is missing...
+            for task in done - {wanted}:
+                self._starting.discard(task)
+                if (exc := task.exception()) is not None:  # the engine is down, no image...
                     failures += 1
                     log.warning("could not start a pooled sandbox: %s", exc)
-                    # Runs still get fresh sandboxes; retry later, more slowly each time.
-                    await asyncio.sleep(min(30.0, 0.5 * 2**failures))
-                    continue
-                failures = 0
-                if self._closed:
-                    await sandbox.close()
-                    return
-                self._ready.append(sandbox)
+                else:
+                    failures = 0
+                    self._ready.append(task.result())
+            if failures:
+                # Runs still get fresh sandboxes; retry later, more slowly each time.
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
 
     async def close(self) -> None:
-        """Stop refilling and remove every sandbox still waiting. Safe to call twice."""
+        """Stop refilling and close every sandbox still waiting or starting, leaving their
+        removal to worker threads: this costs the caller no engine call. Safe to call twice."""
         self._closed = True
         if self._filler is not None:
             self._filler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._filler
             self._filler = None
-        ready, self._ready = self._ready, []
-        await asyncio.gather(*(sandbox.close() for sandbox in ready))
+        starting, self._starting = self._starting, set()
+        for task in starting:
+            task.cancel()  # Sandbox.start closes what it began before it re-raises
+        started = await asyncio.gather(*starting, return_exceptions=True)
+        # A start may have finished after the filler last looked: it is waiting too.
+        ready = self._ready + [box for box in started if isinstance(box, Sandbox)]
+        self._ready = []
+        await asyncio.gather(*(sandbox.close(background=True) for sandbox in ready))
 
     def stats(self) -> dict[str, Any]:
-        return {"size": self.size, "ready": self.ready, "hits": self.hits, "misses": self.misses}
+        return {
+            "size": self.size,
+            "ready": self.ready,
+            "starting": len(self._starting),
+            "hits": self.hits,
+            "misses": self.misses,
+        }

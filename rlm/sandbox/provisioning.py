@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Dict, Float, Integer, Unicode
@@ -31,7 +32,8 @@ class RlmProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     """What both provisioners share: the run directory, ipc transport and kernel env.
 
     It also declares what rlm's Sandbox uses beyond jupyter_client's provisioner API:
-    `kernel_shared_dir`, `seal_run_dir`, `exit_reason` and `container_id`.
+    `kernel_shared_dir`, `seal_run_dir`, `exit_reason`, `container_id` and
+    `hand_off_container`.
     `self.parent` is the KernelManager.
     """
 
@@ -71,6 +73,12 @@ class RlmProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def exit_reason(self) -> str:
         """Why the kernel stopped, for a person to read."""
         return f"exit status {await self.poll()}"
+
+    def hand_off_container(self) -> Any:
+        """The kernel's container, or None, which from now on the caller removes (in the
+        background: rlm.sandbox.removals); shutting the kernel down then makes no engine
+        call. A kernel without a container is stopped by the shutdown as usual."""
+        return None
 
     # --- the run directory ---------------------------------------------------------------
 

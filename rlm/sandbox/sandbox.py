@@ -11,13 +11,18 @@ AsyncKernelManager and our provisioners.
 from __future__ import annotations
 
 import asyncio
-import codecs
+import contextlib
+import functools
 import json
 import logging
 import os
+import resource
 import secrets
+import shutil
 import time
+import weakref
 from pathlib import Path
+from stat import S_IROTH
 from typing import Any
 
 import zmq
@@ -26,8 +31,10 @@ from jupyter_client import AsyncKernelManager
 
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
 from rlm.kernel_image.rlm_kernel import protocol
+from rlm.sandbox import removals
 from rlm.sandbox.callback import CallbackServer, LLMHandler
 from rlm.sandbox.channels import KernelChannels, make_context
+from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioning import RlmProvisioner
@@ -36,7 +43,8 @@ from rlm.sandbox.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-Context = str | list[Any] | dict[str, Any]
+# A ContextFile is a str in the kernel, read from the user's file where it lies.
+Context = str | list[Any] | dict[str, Any] | ContextFile
 LIVENESS_INTERVAL = 1.0
 REPLY_GRACE = 5.0
 LOST_GRACE = 1.0
@@ -45,6 +53,12 @@ IOPUB_PROBE = 0.2  # so are IOPub messages sent before our subscription reached 
 LOST_CHANNEL = (
     "its connection to the host dropped (a message over the "
     f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap?)"
+)
+# Kernels starting at once per event loop. A boot is CPU-bound: 100 started together on a
+# 2-core machine each took past the 60 s start timeout, while in turns of a few all start.
+START_CONCURRENCY = max(4, os.cpu_count() or 1)
+_start_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
 )
 
 
@@ -90,13 +104,17 @@ class Sandbox:
     async def start(self) -> Sandbox:
         """Start the kernel and wait until it answers; everything is released on failure."""
         try:
-            await self._start()
-        except BaseException:
-            await self.close()
+            # Waiting for a slot is outside the start timeout: it only measures the start.
+            async with _start_slots():
+                await self._start()
+        except BaseException as exc:
+            # Whoever cancelled a start (a closing pool) does not wait for the engine.
+            await self.close(background=isinstance(exc, asyncio.CancelledError))
             raise
         return self
 
     async def _start(self) -> None:
+        _raise_fd_limit()
         self._run_dir = run_dir = RunDir.create()
         # A thread goes on when its caller is cancelled: close() waits for it before it
         # removes the run directory, or the context file would land in a removed one.
@@ -183,32 +201,60 @@ class Sandbox:
         """Put the context in a file the kernel can map: ours, or the user's after a check."""
         assert self._run_dir is not None
         if self._context_file is not None:
-            _check_utf8(self._context_file)
+            ContextFile.check(self._context_file)
             fmt = "json" if self._context_file.suffix == ".json" else "text"
-            return self._context_file, fmt
+            return self._shareable(self._context_file, fmt), fmt
         if self._context is None:
             return None, "text"
+        if isinstance(self._context, ContextFile):  # checked when it was made
+            return self._shareable(self._context.path, "text"), "text"
         data, fmt = serialize(self._context)
         path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
         _write_new_file(path, data)
         return path, fmt
 
-    async def close(self) -> None:
-        """Remove the kernel, its container and run directory. Safe to call twice."""
+    def _shareable(self, path: Path, fmt: str) -> Path:
+        """`path` if the kernel can read it where it lies (it is then mounted read-only),
+        else a copy it can read. Under a rootful engine the kernel's user is none of the
+        host's, so only a file readable by everyone is mounted as it is."""
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ContextFileError(f"cannot read context file {path}: {exc.strerror}") from None
+        if self.runtime != "container" or os.getuid() != 0 or mode & S_IROTH:
+            return path
+        assert self._run_dir is not None
+        copy = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
+        shutil.copyfile(path, copy)  # copy_file_range/sendfile: no decoding, no Python buffer
+        copy.chmod(0o644)
+        return copy
+
+    async def close(self, *, background: bool = False) -> None:
+        """Remove the kernel, its container and run directory. Safe to call twice.
+
+        With `background`, only the host's side (channels, callback server) is closed here
+        and the container and run directory are removed on a worker thread, before the
+        process exits (rlm.sandbox.removals): the caller does not wait for the engine.
+        """
         if self.closed:
             return
         self.closed = True
         # Shielded so that a cancelled caller (Ctrl-C, task cancellation) still cleans up,
         # and awaited to the end before the cancellation goes on: whoever awaits the
-        # cancelled caller must find the container gone.
-        release = asyncio.ensure_future(self._release())
+        # cancelled caller must find the container gone (or its removal under way).
+        release = asyncio.ensure_future(self._release(background))
         try:
             await asyncio.shield(release)
         except asyncio.CancelledError:
             await release
             raise
 
-    async def _release(self) -> None:
+    async def _release(self, background: bool) -> None:
+        container = None
+        if background and self._manager is not None:
+            provisioner = self._manager.provisioner
+            if isinstance(provisioner, RlmProvisioner):
+                container = provisioner.hand_off_container()
         if self._channels is not None:
             await self._channels.close()
             self._channels = None
@@ -230,11 +276,13 @@ class Sandbox:
         if self._callbacks is not None:
             await self._callbacks.close()
             self._callbacks = None
-        if self._run_dir is not None:
-            if self._materializing is not None:
-                await asyncio.wait([self._materializing])
+        if self._run_dir is not None and self._materializing is not None:
+            await asyncio.wait([self._materializing])
+        if background:
+            removals.remove_later(container, self._run_dir)
+        elif self._run_dir is not None:
             self._run_dir.remove()
-            self._run_dir = None
+        self._run_dir = None
 
     # --- handing a started sandbox to a run (warm pools) ---------------------------------
 
@@ -486,12 +534,33 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _start_slots() -> asyncio.Semaphore:
+    """The running loop's limit on kernels starting at once (a semaphore binds to a loop)."""
+    loop = asyncio.get_running_loop()
+    if (slots := _start_semaphores.get(loop)) is None:
+        slots = _start_semaphores[loop] = asyncio.Semaphore(START_CONCURRENCY)
+    return slots
+
+
+@functools.cache
+def _raise_fd_limit() -> None:
+    """Each sandbox holds about 20 descriptors (sockets, ZMQ's event fds): the usual soft
+    limit of 1024 ends at about 50 of them. Raise it to the hard limit, as servers do."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def serialize(context: Context) -> tuple[str, str]:
     """The context as file text, and the format the kernel decodes it with."""
     if isinstance(context, str):
         return context, "text"
     if isinstance(context, list | dict):
         return json.dumps(context), "json"
+    if isinstance(context, ContextFile):
+        raise TypeError("a ContextFile is mounted when its sandbox starts, not loaded later")
     raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
 
 
@@ -500,24 +569,3 @@ def _write_new_file(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as f:
         f.write(text)
-
-
-def _check_utf8(path: Path) -> None:
-    """Fail early with a clear message on a missing or non-UTF-8 context file."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0
-    try:
-        with path.open("rb") as f:
-            while chunk := f.read(16 * 1024 * 1024):
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError as exc:
-                    raise ContextFileError(
-                        f"{path} is not UTF-8 text (invalid byte at offset {offset + exc.start})"
-                    ) from None
-                offset += len(chunk)
-            decoder.decode(b"", final=True)
-    except OSError as exc:
-        raise ContextFileError(f"cannot read context file {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ContextFileError(f"{path} is not UTF-8 text (truncated at the end)") from None

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rlm.errors import ContextFileError, ImageNotFoundError, SandboxError
+from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioner import default_image
@@ -142,7 +143,7 @@ async def test_missing_image_says_how_to_build_it() -> None:
 async def test_context_file_that_is_not_utf8(tmp_path: Path) -> None:
     bad = tmp_path / "doc.txt"
     bad.write_bytes(b"fine text \xff\xfe broken")
-    with pytest.raises(ContextFileError, match="not UTF-8"):
+    with pytest.raises(ContextFileError, match=r"(?i)not utf-8"):
         await Sandbox(context_file=bad).start()
     with pytest.raises(ContextFileError, match="cannot read"):
         await Sandbox(context_file=tmp_path / "missing.txt").start()
@@ -160,6 +161,28 @@ async def test_context_file_is_mounted_read_only(tmp_path: Path) -> None:
     assert result.stdout.strip() == "a file context"
     assert result.error is not None and result.error.name in {"OSError", "PermissionError"}
     assert document.read_text() == "a file context"
+
+
+async def test_a_context_file_object_is_mounted_not_copied(tmp_path: Path) -> None:
+    document = tmp_path / "doc.txt"
+    document.write_text("caf\u00e9\nau lait")
+    document.chmod(0o644)
+    tmp_path.chmod(0o755)
+    context = ContextFile.check(document)
+    assert (context.chars, context.lines) == (12, 2)
+    async with Sandbox(context) as box:
+        result = await box.execute("print(repr(CONTEXT))")
+        assert box.run_dir is not None
+        copies = [p for p in box.run_dir.rglob("*") if p.is_file() and "au lait" in _text(p)]
+    assert result.stdout.strip() == repr("caf\u00e9\nau lait")
+    assert copies == []
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 async def test_a_start_that_times_out_leaves_no_container() -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rlm.errors import SandboxError
+from rlm.sandbox import removals
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.pool import SandboxPool
 from rlm.sandbox.rundir import OWNER_LABEL, owner_id
@@ -19,6 +22,7 @@ pytestmark = pytest.mark.rootless
 
 
 def our_containers() -> set[str]:
+    """This process's containers: other processes' tests may run at the same time."""
     containers = get_engine().client.containers.list(
         # This process's only: other processes on the host run containers of their own.
         all=True,
@@ -71,8 +75,23 @@ async def test_each_sandbox_serves_one_run_and_the_pool_refills() -> None:
         finally:
             await second.close()
         waiting = our_containers()
-    # Closing the pool removes the sandboxes still waiting for a run.
+    # Closing the pool hands the sandboxes still waiting for a run to the removal threads.
+    await removals.drain()
     assert not (waiting & our_containers())
+
+
+@pytest.mark.container
+async def test_kernels_start_concurrently_and_released_ones_are_removed() -> None:
+    before = our_containers()
+    async with SandboxPool(3, start_concurrency=2) as pool:
+        await asyncio.sleep(0)  # let the filler run once
+        assert pool.stats()["starting"] == 2
+        await wait_ready(pool, 3)
+        box = await pool.acquire("x", RecordingHandler())
+        await pool.release(box)
+        assert box.closed
+    await removals.drain()
+    assert our_containers() <= before
 
 
 async def test_empty_pool_starts_a_fresh_sandbox() -> None:
@@ -80,7 +99,7 @@ async def test_empty_pool_starts_a_fresh_sandbox() -> None:
     box = await pool.acquire("cold", RecordingHandler())
     try:
         assert (await box.execute("print(CONTEXT)")).stdout == "cold\n"
-        assert pool.stats() == {"size": 1, "ready": 0, "hits": 0, "misses": 1}
+        assert pool.stats() == {"size": 1, "ready": 0, "starting": 0, "hits": 0, "misses": 1}
     finally:
         await box.close()
         await pool.close()
@@ -129,3 +148,36 @@ async def test_load_context_never_writes_through_a_planted_link(
             await box.load_context("new text")
         assert (await box.execute("print(CONTEXT)")).stdout == "x\n"
     assert sentinel.read_text() == "untouched"
+
+
+EXITS_RIGHT_AFTER_CLOSING = """
+import asyncio
+from rlm.sandbox.pool import SandboxPool
+
+async def main():
+    pool = SandboxPool(2)
+    pool.start()
+    async with asyncio.timeout(120):
+        while pool.ready < 2:
+            await asyncio.sleep(0.05)
+    print(*(box.container_id for box in pool._ready), flush=True)
+    await pool.close()  # leaves the removals to worker threads and returns
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.container
+def test_a_process_that_exits_right_after_closing_leaves_nothing() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_RIGHT_AFTER_CLOSING],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    containers = done.stdout.split()
+    assert len(containers) == 2
+    for container in containers:
+        exists = subprocess.run(["podman", "container", "exists", container], check=False)
+        assert exists.returncode == 1

@@ -1,0 +1,62 @@
+"""A plain UTF-8 file as CONTEXT, handed to the kernel without a copy.
+
+    rlm.completion(ContextFile.check("corpus.txt"), "How many chapters?")
+
+The sandbox mounts the file read-only and the kernel maps it, so a 1 GiB file costs the
+host one reading pass (to check it is UTF-8 and count what the prompt describes) instead
+of a decode, a second copy on disk and the memory to hold both.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlm.errors import ContextFileError, NotUtf8Error
+
+CHUNK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ContextFile:
+    """A checked UTF-8 text file; CONTEXT is its text, a str. Build it with `check`."""
+
+    path: Path
+    chars: int
+    lines: int
+    blank: bool  # nothing but whitespace, as `not text.strip()` says of a str
+
+    @classmethod
+    def check(cls, path: str | os.PathLike[str]) -> ContextFile:
+        """Read `path` once in chunks: it must be UTF-8; count its characters and lines."""
+        path = Path(path).resolve()
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset = chars = newlines = 0
+        last = b""
+        blank = True
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(CHUNK_BYTES):
+                    held = len(decoder.getstate()[0])  # a character cut by the last chunk
+                    try:
+                        text = decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        at, byte = offset - held + exc.start, exc.object[exc.start]
+                        raise NotUtf8Error(
+                            f"{path} is not utf-8 text (byte 0x{byte:02x} at offset {at})"
+                        ) from None
+                    chars += len(text)
+                    # isspace() stops at the first other character: cheap once it is found.
+                    blank = blank and (not text or text.isspace())
+                    newlines += chunk.count(b"\n")
+                    offset += len(chunk)
+                    last = chunk
+                decoder.decode(b"", final=True)
+        except OSError as exc:
+            raise ContextFileError(f"cannot read context file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise NotUtf8Error(f"{path} is not utf-8 text (truncated at the end)") from None
+        # Counted like str.count("\n") + 1, the way a str context is described.
+        return cls(path, chars, newlines + 1 if last else 0, blank)

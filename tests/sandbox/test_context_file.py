@@ -1,0 +1,50 @@
+"""ContextFile: one reading pass checks a file is UTF-8 and counts what the prompt says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlm.errors import ContextFileError, NotUtf8Error
+from rlm.orchestrator.prompts import describe_context
+from rlm.sandbox import context_file
+from rlm.sandbox.context_file import ContextFile
+
+TEXT = "ab\u20acd\ncaf\u00e9\n\U0001f600 end"
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 5, 1 << 20])
+def test_counts_like_the_str_whatever_the_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Small chunks cut multi-byte characters in two.
+    monkeypatch.setattr(context_file, "CHUNK_BYTES", chunk)
+    path = tmp_path / "doc.txt"
+    path.write_bytes(TEXT.encode())
+    checked = ContextFile.check(path)
+    assert (checked.chars, checked.lines) == (len(TEXT), TEXT.count("\n") + 1)
+    assert describe_context(checked) == describe_context(TEXT)
+
+
+@pytest.mark.parametrize("chunk", [2, 4, 1 << 20])
+def test_names_the_offset_of_a_bad_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(context_file, "CHUNK_BYTES", chunk)
+    path = tmp_path / "latin.txt"
+    path.write_bytes("caf\u00e9 au lait".encode("latin-1"))
+    with pytest.raises(NotUtf8Error, match=r"byte 0xe9 at offset 3\)"):
+        ContextFile.check(path)
+
+
+def test_empty_missing_and_truncated_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert describe_context(ContextFile.check(empty)) == describe_context("")
+    with pytest.raises(ContextFileError, match="cannot read"):
+        ContextFile.check(tmp_path / "missing.txt")
+    cut = tmp_path / "cut.txt"
+    cut.write_bytes("\u20ac".encode()[:2])
+    with pytest.raises(NotUtf8Error, match="truncated"):
+        ContextFile.check(cut)
