@@ -7,6 +7,9 @@ argument, else as given (standard input is `<stdin>`). Inside a directory, files
 not text in the chosen encoding (binary ones included) are skipped with a note naming
 them; a file named on its own must be text. Every problem is a UsageProblem naming the
 file and the fix.
+
+A single regular UTF-8 file is not read into memory: it becomes a ContextFile, which the
+sandbox mounts read-only where it lies (a 1 GiB file is checked in one pass, never copied).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from rlm.cli.errors import UsageProblem
+
+if TYPE_CHECKING:
+    from rlm.sandbox.context_file import ContextFile
 
 STDIN = "-"
 STDIN_KEY = "<stdin>"
@@ -24,6 +30,7 @@ STDIN_KEY = "<stdin>"
 # do within their first few kilobytes.
 BINARY_SNIFF_BYTES = 8192
 SKIPPED_NAMES_SHOWN = 10
+ENCODING_HINT = "name its encoding with --encoding, e.g. --encoding latin-1"
 
 
 def check_encoding(encoding: str) -> str:
@@ -39,10 +46,13 @@ def load_context(
     encoding: str,
     stdin: BinaryIO,
     note: Callable[[str], None],
-) -> str | list[str] | dict[str, str]:
+) -> str | list[str] | dict[str, str] | ContextFile:
     """The context the arguments name; `note` receives remarks (skipped files)."""
     if list(sources).count(STDIN) > 1:
         raise UsageProblem("standard input (-) can be read only once")
+    # Not a directory, a pipe or a device: a plain file can be mounted as it is.
+    if len(sources) == 1 and _is_utf8(encoding) and Path(sources[0]).is_file():
+        return _context_file(Path(sources[0]))
     if not any(source != STDIN and Path(source).is_dir() for source in sources):
         texts = [_read_one(source, encoding, stdin) for source in sources]
         return texts[0] if len(texts) == 1 else texts
@@ -62,10 +72,12 @@ def load_context(
     return dict(sorted(files.items()))
 
 
-def is_empty(context: str | list[str] | dict[str, str]) -> bool:
+def is_empty(context: str | list[str] | dict[str, str] | ContextFile) -> bool:
     """Whether no part of the context holds any text but whitespace."""
     if isinstance(context, str):
         return not context.strip()
+    if not isinstance(context, list | dict):  # a ContextFile, which counted as it checked
+        return context.blank
     parts = context.values() if isinstance(context, dict) else context
     return all(not part.strip() for part in parts)
 
@@ -80,9 +92,28 @@ def _read_one(source: str, encoding: str, stdin: BinaryIO) -> str:
     return read_text(Path(source), encoding, what="context file")
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _context_file(path: Path) -> ContextFile:
+    # Imported here: the sandbox's stack loads only when a run needs it.
+    from rlm.errors import ContextFileError, NotUtf8Error
+    from rlm.sandbox.context_file import ContextFile
+
+    _check_not_binary(_read_bytes(path, "context file", BINARY_SNIFF_BYTES), str(path))
     try:
-        return path.read_bytes()
+        return ContextFile.check(path)
+    except NotUtf8Error as exc:
+        raise UsageProblem(f"{exc}: {ENCODING_HINT}") from None
+    except ContextFileError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def _read_bytes(path: Path, what: str, limit: int = -1) -> bytes:
+    try:
+        with path.open("rb") as f:
+            return f.read(limit)
     except FileNotFoundError:
         raise UsageProblem(f"{what} {path} does not exist") from None
     except PermissionError:
@@ -91,16 +122,20 @@ def _read_bytes(path: Path, what: str) -> bytes:
         raise UsageProblem(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def _decode(data: bytes, name: str, encoding: str) -> str:
+def _check_not_binary(data: bytes, name: str) -> None:
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         raise UsageProblem(f"{name} looks binary (it holds NUL bytes): give a text file")
+
+
+def _decode(data: bytes, name: str, encoding: str) -> str:
+    _check_not_binary(data, name)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         byte = data[exc.start]
         raise UsageProblem(
             f"{name} is not {encoding} text (byte 0x{byte:02x} at offset {exc.start}): "
-            "name its encoding with --encoding, e.g. --encoding latin-1"
+            + ENCODING_HINT
         ) from None
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rlm.sandbox.context_file import ContextFile
+
 _FULL = """\
 You answer a query about data that is too large for you to read directly. The data is \
 loaded in a Python REPL as the variable CONTEXT: {description}. You see none of it \
@@ -86,6 +88,9 @@ def describe_context(context: Any) -> tuple[str, str, int]:
     if isinstance(context, str):
         lines = context.count("\n") + 1 if context else 0
         return f"a str of {len(context):,} characters in {lines:,} lines", "str", len(context)
+    if isinstance(context, ContextFile):
+        chars, lines = context.chars, context.lines
+        return f"a str of {chars:,} characters in {lines:,} lines", "str", chars
     size = len(json.dumps(context, ensure_ascii=False))
     if isinstance(context, list):
         kinds = sorted({type(item).__name__ for item in context})

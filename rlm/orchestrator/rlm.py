@@ -25,9 +25,10 @@ from rlm.orchestrator.sandboxes import Sandboxes, SandboxFactory, WarmPoolFactor
 from rlm.orchestrator.stats import CostLedger
 from rlm.orchestrator.trace import TraceWriter
 from rlm.orchestrator.tree import RunTree, Settings
-from rlm.sandbox import SandboxLimits
+from rlm.sandbox import ContextFile, SandboxLimits
 
-Context = str | list[Any] | dict[str, Any]
+# A ContextFile (ContextFile.check(path)) is a str CONTEXT the sandbox reads where it lies.
+Context = str | list[Any] | dict[str, Any] | ContextFile
 
 
 class RLM:

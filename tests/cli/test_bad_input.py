@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,10 +161,14 @@ def test_unreadable_context_file(
     openai_server: FakeModelServer, cats: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Root reads any file whatever its mode, so the refusal is simulated.
-    def refuse(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    opener = Path.open
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == cats:
+            raise PermissionError(13, "Permission denied", str(self))
+        return opener(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
     line = fails_with([*LOCAL, "--context-file", str(cats), "--query", "q"])
     assert line.endswith(f"context file {cats} is not readable (permission denied)")
 
