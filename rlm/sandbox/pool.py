@@ -46,7 +46,7 @@ class SandboxPool:
         image: str | None = None,
         limits: SandboxLimits | None = None,
         batch_concurrency: int = 32,
-        start_concurrency: int = 4,
+        start_concurrency: int = 2,
     ) -> None:
         if size < 1 or start_concurrency < 1:
             raise ValueError("a pool holds at least one sandbox and starts at least one at once")

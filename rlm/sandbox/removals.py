@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -23,9 +24,11 @@ from rlm.sandbox.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-# Removals are engine calls that mostly wait; a few at once keep up with 100 sandboxes
-# without the create/remove churn that has deadlocked Podman 4.3's API service.
-WORKERS = 4
+# One at a time: removing 100 sandboxes then takes about 20 s of background work, while
+# parallel removals racing other processes' creates have deadlocked Podman 4.3 here (a
+# forced removal and the container's own clean-up process waiting on each other).
+WORKERS = 1
+RETRY_DELAYS = (0.25, 1.0)
 
 _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rlm-removal")
 _pending: set[Future[None]] = set()
@@ -64,14 +67,24 @@ def _forget(future: Future[None]) -> None:
 
 
 def _remove(container: Any, run_dir: RunDir | None) -> None:
-    if container is not None:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.DockerException as exc:
-            # The run directory stays: the reaper or the next sweep finds the container by it.
-            log.warning("could not remove kernel container %s: %s", container.short_id, exc)
-            return
+    if container is not None and not _remove_container(container):
+        return  # the run directory stays: the reaper or the next sweep finds the container by it
     if run_dir is not None:
         run_dir.remove()
+
+
+def _remove_container(container: Any) -> bool:
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            container.remove(force=True)
+            return True
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.DockerException as exc:
+            # Podman 4.3 sometimes fails a removal racing the container's own clean-up
+            # ("unlinkat .../userdata/shm: device or resource busy"); a retry succeeds.
+            if delay is None:
+                log.warning("could not remove kernel container %s: %s", container.short_id, exc)
+                return False
+            time.sleep(delay)
+    return False

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
+from typing import Any
 
 import pytest
 
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
 from rlm.orchestrator import SandboxFactory, WarmPoolFactory
+from rlm.sandbox import removals
+from rlm.sandbox.engine import get_engine
 from rlm.sandbox.pool import SandboxPool
+from rlm.sandbox.rundir import OWNER_LABEL, owner_id
 from tests.orchestrator.helpers import (
     RecordingFactory,
     is_child,
@@ -170,6 +175,52 @@ async def test_child_runs_start_from_the_warm_pool(monkeypatch, composed: bool) 
     (pool,) = pools
     assert pool.stats()["hits"] == 1
     assert pool.ready == 0  # closed with the completion: nothing left waiting
+
+
+@pytest.mark.container
+async def test_a_child_answers_and_the_pool_closes_without_waiting_for_removals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Removals are held back until the completion has returned: had the child's answer or
+    the pool's close waited for one, the completion could not have finished."""
+    gate = threading.Event()
+    remove = removals._remove
+
+    def held_back(container: Any, run_dir: Any) -> None:
+        gate.wait(120)
+        remove(container, run_dir)
+
+    monkeypatch.setattr(removals, "_remove", held_back)
+    held: list[int] = []
+
+    async def model(messages: list[Message], model: str) -> str:
+        if is_child(messages):
+            return repl("FINAL('from the child')")
+        if len(messages) == 1:
+            return repl("print(llm_query('ask a child'))")
+        held.append(removals.pending())  # the child's removal, still held back
+        return repl(f"FINAL({last_user(messages).splitlines()[1]!r})")
+
+    factory = WarmPoolFactory(SandboxFactory(runtime="container"), size=1)
+    rlm = RLM(ScriptedBackend(model), max_depth=2, sandbox_factory=factory)
+    try:
+        async with asyncio.timeout(120):
+            result = await rlm.acompletion("root context", "q")
+        waiting = removals.pending()
+    finally:
+        gate.set()
+    await removals.drain()
+    assert (result.success, result.answer) == (True, "from the child")
+    assert held == [1]
+    assert waiting >= 2  # the child's, and the pool's warm kernel
+    assert not _containers_of_this_process()
+
+
+def _containers_of_this_process() -> list[str]:
+    found = get_engine().client.containers.list(
+        all=True, sparse=True, filters={"label": f"{OWNER_LABEL}={owner_id()}"}
+    )
+    return [container.id for container in found]
 
 
 def test_a_warm_pool_is_given_once() -> None:

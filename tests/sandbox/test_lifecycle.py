@@ -167,15 +167,32 @@ async def test_a_context_file_object_is_mounted_not_copied(tmp_path: Path) -> No
     document = tmp_path / "doc.txt"
     document.write_text("caf\u00e9\nau lait")
     document.chmod(0o644)
-    tmp_path.chmod(0o755)
     context = ContextFile.check(document)
-    assert (context.chars, context.lines) == (12, 2)
+    assert (context.chars, context.lines, context.blank) == (12, 2, False)
     async with Sandbox(context) as box:
-        result = await box.execute("print(repr(CONTEXT))")
+        result = await box.execute(
+            "import os\nprint(repr(CONTEXT), os.stat(os.environ['RLM_CONTEXT_FILE']).st_ino)\n"
+            "open(os.environ['RLM_CONTEXT_FILE'], 'a')"
+        )
         assert box.run_dir is not None
         copies = [p for p in box.run_dir.rglob("*") if p.is_file() and "au lait" in _text(p)]
-    assert result.stdout.strip() == repr("caf\u00e9\nau lait")
+    # The kernel's file is the user's own (same inode), and it cannot write to it.
+    assert result.stdout.rsplit(maxsplit=1) == [
+        repr("caf\u00e9\nau lait"),
+        str(document.stat().st_ino),
+    ]
+    assert result.error is not None and result.error.name in {"OSError", "PermissionError"}
     assert copies == []
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a rootless kernel runs as the file's owner")
+async def test_a_private_context_file_reaches_a_rootful_kernel_as_a_copy(tmp_path: Path) -> None:
+    document = tmp_path / "private.txt"
+    document.write_text("for my eyes and the kernel's")
+    document.chmod(0o600)  # the kernel's user, in a user namespace of its own, is "other"
+    async with Sandbox(ContextFile.check(document)) as box:
+        result = await box.execute("print(CONTEXT)")
+    assert result.stdout == "for my eyes and the kernel's\n"
 
 
 def _text(path: Path) -> str:

@@ -150,8 +150,26 @@ async def test_load_context_never_writes_through_a_planted_link(
     assert sentinel.read_text() == "untouched"
 
 
+@pytest.mark.container
+async def test_closing_while_kernels_start_leaves_nothing() -> None:
+    before = our_containers()
+    pool = SandboxPool(2)
+    pool.start()
+    async with asyncio.timeout(120):  # a start is under way in the engine
+        while not our_containers() - before:
+            await asyncio.sleep(0.01)
+    assert pool.ready == 0
+    await pool.close()
+    await removals.drain()
+    # A start abandoned inside its engine call removes what it made on its own thread.
+    async with asyncio.timeout(60):
+        while our_containers() - before:
+            await asyncio.sleep(0.1)
+
+
 EXITS_RIGHT_AFTER_CLOSING = """
 import asyncio
+from rlm.sandbox import removals
 from rlm.sandbox.pool import SandboxPool
 
 async def main():
@@ -161,7 +179,9 @@ async def main():
         while pool.ready < 2:
             await asyncio.sleep(0.05)
     print(*(box.container_id for box in pool._ready), flush=True)
+    print(*(box.run_dir for box in pool._ready), flush=True)
     await pool.close()  # leaves the removals to worker threads and returns
+    print(removals.pending(), flush=True)
 
 asyncio.run(main())
 """
@@ -176,8 +196,9 @@ def test_a_process_that_exits_right_after_closing_leaves_nothing() -> None:
         timeout=300,
         check=True,
     )
-    containers = done.stdout.split()
-    assert len(containers) == 2
-    for container in containers:
-        exists = subprocess.run(["podman", "container", "exists", container], check=False)
+    containers, run_dirs, pending = done.stdout.splitlines()
+    assert int(pending) == 2  # close returned before the engine removed anything
+    for container in containers.split():
+        exists = subprocess.run(["podman", "container", "exists", container], timeout=60)
         assert exists.returncode == 1
+    assert not any(Path(run_dir).exists() for run_dir in run_dirs.split())
