@@ -433,22 +433,11 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
         )
     )
 
-    console.print(f"[dim]{main}: 100 MB context...[/dim]")
-    big = "The quick brown fox jumps over the lazy dog. " * 2_300_000
-    contexts = {
-        "empty": partial(_sandbox_start, main, "x"),
-        "big": partial(_sandbox_start, main, big),
-    }
-    context_ready = await _interleaved_ms(contexts, 3, 1, 0)
-    measures.append(
-        Measure(
-            f"100 MB context ready, beyond an empty start ({main})",
-            "ms",
-            context_ready["big"] - context_ready["empty"],
-            3,
-            target=300.0,
-        )
-    )
+    if with_container:
+        # Imported here: rlm.bench_pool builds on this module's Measure.
+        from rlm.bench_pool import pool_benchmarks
+
+        measures += await pool_benchmarks(console)
     return measures
 
 
