@@ -24,6 +24,7 @@ from traitlets import Float, Integer, Unicode
 
 from rlm.errors import SandboxError
 from rlm.kernel_image.rlm_kernel.protocol import Env
+from rlm.sandbox import removals
 from rlm.sandbox.container_launch import (
     ContainerRequest,
     Launch,
@@ -323,14 +324,8 @@ class ContainerProvisioner(RlmProvisioner):
     async def _remove_container(self) -> None:
         if self.container is None:
             return
-        try:
-            await asyncio.to_thread(self.container.remove, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.DockerException as exc:
-            log.warning("could not remove kernel container: %s", exc)
-            return
-        self.container = None
+        if await asyncio.to_thread(removals.remove_container, self.container):
+            self.container = None
 
     async def cleanup(self, restart: bool = False) -> None:
         if self._sealer is not None:

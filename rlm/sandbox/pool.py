@@ -127,7 +127,8 @@ class SandboxPool:
                 len(self._ready) + len(self._starting) < self.size
                 and len(self._starting) < self.start_concurrency
             ):
-                self._starting.add(asyncio.create_task(self._new(None, _unassigned).start()))
+                start = self._new(None, _unassigned).start(release_in_background=True)
+                self._starting.add(asyncio.create_task(start))
             wanted = asyncio.ensure_future(self._wanted.wait())
             try:
                 done, _ = await asyncio.wait(
@@ -159,7 +160,7 @@ class SandboxPool:
             self._filler = None
         starting, self._starting = self._starting, set()
         for task in starting:
-            task.cancel()  # Sandbox.start closes what it began before it re-raises
+            task.cancel()  # Sandbox.start hands what it began to the removals, and re-raises
         started = await asyncio.gather(*starting, return_exceptions=True)
         # A start may have finished after the filler last looked: it is waiting too.
         ready = self._ready + [box for box in started if isinstance(box, Sandbox)]

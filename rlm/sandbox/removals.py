@@ -12,10 +12,12 @@ owner-death reaper (rlm.sandbox.reaper) still finds the directory, and removes b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
@@ -67,24 +69,42 @@ def _forget(future: Future[None]) -> None:
 
 
 def _remove(container: Any, run_dir: RunDir | None) -> None:
-    if container is not None and not _remove_container(container):
+    if container is not None and not remove_container(container):
         return  # the run directory stays: the reaper or the next sweep finds the container by it
     if run_dir is not None:
         run_dir.remove()
 
 
-def _remove_container(container: Any) -> bool:
+def remove_container(container: Any) -> bool:
+    """Remove a container now (blocking); False if the engine refused it, which is logged.
+
+    Podman 4.3 sometimes fails a removal that races the container's own clean-up
+    ("unlinkat .../userdata/shm: device or resource busy"): it is tried again.
+    """
     for delay in (*RETRY_DELAYS, None):
+        if _engine.stuck:
+            break
         try:
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
             return True
-        except docker.errors.NotFound:
-            return True
-        except docker.errors.DockerException as exc:
-            # Podman 4.3 sometimes fails a removal racing the container's own clean-up
-            # ("unlinkat .../userdata/shm: device or resource busy"); a retry succeeds.
+        except docker.errors.DockerException as exc:  # the engine answered: it refused
             if delay is None:
                 log.warning("could not remove kernel container %s: %s", container.short_id, exc)
-                return False
-            time.sleep(delay)
+            else:
+                time.sleep(delay)
+        except OSError as exc:  # no answer within the client's timeout (requests' errors)
+            _engine.stuck = True
+            log.warning("the engine did not answer a removal: %s", exc)
     return False
+
+
+@dataclass
+class _EngineState:
+    # Once a removal went unanswered (a deadlocked Podman), the rest are left to the reaper
+    # and the next sweep: the interpreter joins these threads at exit, and each further
+    # call could wait out the client's timeout again.
+    stuck: bool = False
+
+
+_engine = _EngineState()

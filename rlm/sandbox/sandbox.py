@@ -101,15 +101,16 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self) -> Sandbox:
-        """Start the kernel and wait until it answers; everything is released on failure."""
+    async def start(self, *, release_in_background: bool = False) -> Sandbox:
+        """Start the kernel and wait until it answers; everything is released on failure
+        or cancellation before this returns, or with `release_in_background` as
+        `close(background=True)` does (a closing pool does not wait for the engine)."""
         try:
             # Waiting for a slot is outside the start timeout: it only measures the start.
             async with _start_slots():
                 await self._start()
-        except BaseException as exc:
-            # Whoever cancelled a start (a closing pool) does not wait for the engine.
-            await self.close(background=isinstance(exc, asyncio.CancelledError))
+        except BaseException:
+            await self.close(background=release_in_background)
             raise
         return self
 

@@ -1,0 +1,67 @@
+"""Removals off the caller's path: retried when Podman refuses, given up when it hangs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker.errors
+import pytest
+import requests
+
+from rlm.sandbox import removals
+from rlm.sandbox.rundir import RunDir
+
+BUSY = docker.errors.APIError("unlinkat .../userdata/shm: device or resource busy")
+
+
+@dataclass
+class FakeContainer:
+    """Raises the given errors on its first removals, then is removed."""
+
+    errors: list[Exception] = field(default_factory=list)
+    attempts: int = 0
+    short_id: str = "c0ffee"
+
+    def remove(self, force: bool) -> None:
+        self.attempts += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(removals, "RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(removals, "_engine", removals._EngineState())
+
+
+def test_a_refused_removal_is_retried_then_the_run_dir_goes(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path / "r1-test")
+    run_dir.path.mkdir()
+    container = FakeContainer([BUSY, BUSY])
+    removals._remove(container, run_dir)
+    assert container.attempts == 3
+    assert not run_dir.path.exists()
+
+
+def test_a_container_that_stays_keeps_its_run_dir_for_the_reaper(
+    tmp_path: Path,
+) -> None:
+    run_dir = RunDir(tmp_path / "r1-test")
+    run_dir.path.mkdir()
+    container = FakeContainer([BUSY, BUSY, BUSY])
+    removals._remove(container, run_dir)
+    assert container.attempts == 3
+    assert run_dir.path.exists()  # the reaper finds the container by its run directory
+
+
+def test_an_engine_that_does_not_answer_is_not_asked_again() -> None:
+    hanging = FakeContainer([requests.exceptions.ReadTimeout("read timed out")])
+    assert removals.remove_container(hanging) is False
+    later = FakeContainer()
+    assert removals.remove_container(later) is False
+    assert (hanging.attempts, later.attempts) == (1, 0)
+
+
+def test_a_container_already_gone_counts_as_removed() -> None:
+    assert removals.remove_container(FakeContainer([docker.errors.NotFound("gone")]))
