@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -29,6 +30,7 @@ from rlm.sandbox.rundir import base_dir, pid_alive
 log = logging.getLogger(__name__)
 
 SERVICE_START_TIMEOUT = 15.0
+SERVICE_STOP_GRACE = 5.0
 PING_TIMEOUT = 5
 
 
@@ -127,7 +129,14 @@ def stop_service(pidfile: Path) -> None:
     with contextlib.suppress(ValueError, OSError):
         service = int(pidfile.read_text())
         if _is_podman_service(service):  # not a recycled pid
-            os.kill(service, 15)
+            os.kill(service, signal.SIGTERM)
+            # A service stuck on Podman's locks ignores SIGTERM and holds the storage lock,
+            # which hangs every podman command on the host: it must not outlive its owner.
+            deadline = time.monotonic() + SERVICE_STOP_GRACE
+            while _is_podman_service(service) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _is_podman_service(service):
+                os.kill(service, signal.SIGKILL)
     for suffix in (".pid", ".sock", ".log"):
         pidfile.with_suffix(suffix).unlink(missing_ok=True)
 
