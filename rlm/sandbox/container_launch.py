@@ -20,6 +20,7 @@ import docker.errors
 from docker.types import Mount
 
 from rlm.kernel_image import runtime_hash
+from rlm.sandbox import removals
 from rlm.sandbox.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -59,24 +60,25 @@ def run_container(engine: Engine, request: ContainerRequest) -> Any:
     host_config = api.create_host_config(**request.host)
     if request.userns_mode:
         host_config["UsernsMode"] = request.userns_mode
-    container_id = api.create_container(
-        request.image,
-        command=request.command,
-        user=request.user,
-        environment=request.environment,
-        labels=request.labels,
-        detach=True,
-        host_config=host_config,
-    )["Id"]
-    try:
-        api.start(container_id)
-        # A model of the id alone, not an inspect (one more engine round trip on every
-        # start): the provisioner reloads the container's state whenever it reads it.
-        return engine.client.containers.prepare_model({"Id": container_id})
-    except BaseException:
-        with contextlib.suppress(docker.errors.DockerException):
-            api.remove_container(container_id, force=True)
-        raise
+    with engine.changes:
+        container_id = api.create_container(
+            request.image,
+            command=request.command,
+            user=request.user,
+            environment=request.environment,
+            labels=request.labels,
+            detach=True,
+            host_config=host_config,
+        )["Id"]
+        try:
+            api.start(container_id)
+            # A model of the id alone, not an inspect (one more engine round trip on every
+            # start): the provisioner reloads the container's state whenever it reads it.
+            return engine.client.containers.prepare_model({"Id": container_id})
+        except BaseException:
+            with contextlib.suppress(docker.errors.DockerException):
+                api.remove_container(container_id, force=True)
+            raise
 
 
 class Launch:
@@ -124,8 +126,8 @@ class Launch:
 
 
 def _remove_quietly(container: Any) -> None:
-    with contextlib.suppress(docker.errors.DockerException):
-        container.remove(force=True)
+    # Retried: Podman refuses some removals that race the container's own clean-up.
+    removals.remove_container(container)
 
 
 _checked_images: set[str] = set()

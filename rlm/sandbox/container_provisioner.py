@@ -313,12 +313,6 @@ class ContainerProvisioner(RlmProvisioner):
 
     def hand_off_container(self) -> Any:
         container, self.container = self.container, None
-        # A start cancelled while its engine call ran was abandoned (launch_kernel): that
-        # call removes whatever it creates on its own thread, which the interpreter joins
-        # at exit, so cleanup() need not wait for it.
-        if self._launching is not None:
-            self._launching.add_done_callback(_ignore_outcome)
-            self._launching = None
         return container
 
     async def _remove_container(self) -> None:
@@ -359,11 +353,6 @@ class ContainerProvisioner(RlmProvisioner):
             self.container = await asyncio.to_thread(
                 self.engine.client.containers.get, container_id
             )
-
-
-def _ignore_outcome(launched: asyncio.Future[Any]) -> None:
-    if not launched.cancelled():
-        launched.exception()  # an abandoned start's failure matters to no one
 
 
 def _seccomp_option(engine: Engine) -> str:

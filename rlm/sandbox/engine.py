@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -156,6 +156,10 @@ class Engine:
     client: docker.DockerClient
     url: str
     service: PodmanService | None = None
+    # Held for each container create/start and removal: Podman 4.3's API service
+    # deadlocked here (holding the storage lock, waiting on a container's lock) when one
+    # process sent it starts and removals at once. Kernels still boot concurrently.
+    changes: threading.Lock = field(default_factory=threading.Lock)
 
     @cached_property
     def is_podman(self) -> bool:

@@ -127,7 +127,7 @@ class SandboxPool:
                 len(self._ready) + len(self._starting) < self.size
                 and len(self._starting) < self.start_concurrency
             ):
-                start = self._new(None, _unassigned).start(release_in_background=True)
+                start = self._new(None, _unassigned).start()
                 self._starting.add(asyncio.create_task(start))
             wanted = asyncio.ensure_future(self._wanted.wait())
             try:
@@ -150,8 +150,8 @@ class SandboxPool:
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
 
     async def close(self) -> None:
-        """Stop refilling and close every sandbox still waiting or starting, leaving their
-        removal to worker threads: this costs the caller no engine call. Safe to call twice."""
+        """Stop refilling; close the sandboxes still waiting, leaving their removal to worker
+        threads, and stop those still starting. Safe to call twice."""
         self._closed = True
         if self._filler is not None:
             self._filler.cancel()
@@ -160,7 +160,9 @@ class SandboxPool:
             self._filler = None
         starting, self._starting = self._starting, set()
         for task in starting:
-            task.cancel()  # Sandbox.start hands what it began to the removals, and re-raises
+            # Sandbox.start removes what it began before it re-raises: a start caught in its
+            # engine call is waited for (handing it off leaked a container in tests).
+            task.cancel()
         started = await asyncio.gather(*starting, return_exceptions=True)
         # A start may have finished after the filler last looked: it is waiting too.
         ready = self._ready + [box for box in started if isinstance(box, Sandbox)]

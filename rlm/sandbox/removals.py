@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker.errors
+import requests
 
+from rlm.sandbox.engine import get_engine
 from rlm.sandbox.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -82,20 +84,20 @@ def remove_container(container: Any) -> bool:
     ("unlinkat .../userdata/shm: device or resource busy"): it is tried again.
     """
     for delay in (*RETRY_DELAYS, None):
-        if _engine.stuck:
+        if _answers.stuck:
             break
         try:
-            with contextlib.suppress(docker.errors.NotFound):
+            with get_engine().changes, contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
             return True
-        except docker.errors.DockerException as exc:  # the engine answered: it refused
+        except requests.exceptions.Timeout as exc:  # no answer within the client's timeout
+            _answers.stuck = True
+            log.warning("the engine did not answer a removal: %s", exc)
+        except (docker.errors.DockerException, OSError) as exc:  # refused, or a dropped call
             if delay is None:
                 log.warning("could not remove kernel container %s: %s", container.short_id, exc)
             else:
                 time.sleep(delay)
-        except OSError as exc:  # no answer within the client's timeout (requests' errors)
-            _engine.stuck = True
-            log.warning("the engine did not answer a removal: %s", exc)
     return False
 
 
@@ -107,4 +109,4 @@ class _EngineState:
     stuck: bool = False
 
 
-_engine = _EngineState()
+_answers = _EngineState()

@@ -101,16 +101,14 @@ class Sandbox:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self, *, release_in_background: bool = False) -> Sandbox:
-        """Start the kernel and wait until it answers; everything is released on failure
-        or cancellation before this returns, or with `release_in_background` as
-        `close(background=True)` does (a closing pool does not wait for the engine)."""
+    async def start(self) -> Sandbox:
+        """Start the kernel and wait until it answers; everything is released on failure."""
         try:
             # Waiting for a slot is outside the start timeout: it only measures the start.
             async with _start_slots():
                 await self._start()
         except BaseException:
-            await self.close(background=release_in_background)
+            await self.close()
             raise
         return self
 
@@ -256,6 +254,17 @@ class Sandbox:
             provisioner = self._manager.provisioner
             if isinstance(provisioner, RlmProvisioner):
                 container = provisioner.hand_off_container()
+        try:
+            await self._close_host_side()
+        finally:
+            # Whatever failed above, a container handed off is removed.
+            if background:
+                removals.remove_later(container, self._run_dir)
+            elif self._run_dir is not None:
+                self._run_dir.remove()
+            self._run_dir = None
+
+    async def _close_host_side(self) -> None:
         if self._channels is not None:
             await self._channels.close()
             self._channels = None
@@ -279,11 +288,6 @@ class Sandbox:
             self._callbacks = None
         if self._run_dir is not None and self._materializing is not None:
             await asyncio.wait([self._materializing])
-        if background:
-            removals.remove_later(container, self._run_dir)
-        elif self._run_dir is not None:
-            self._run_dir.remove()
-        self._run_dir = None
 
     # --- handing a started sandbox to a run (warm pools) ---------------------------------
 

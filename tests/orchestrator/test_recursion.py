@@ -212,7 +212,7 @@ async def test_a_child_answers_and_the_pool_closes_without_waiting_for_removals(
     await removals.drain()
     assert (result.success, result.answer) == (True, "from the child")
     assert held == [1]
-    assert waiting >= 2  # the child's, and the pool's warm kernel
+    assert waiting >= 1  # at least the child's, still held back when the completion returned
     assert not _containers_of_this_process()
 
 

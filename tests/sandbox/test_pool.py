@@ -77,7 +77,9 @@ async def test_each_sandbox_serves_one_run_and_the_pool_refills() -> None:
         waiting = our_containers()
     # Closing the pool hands the sandboxes still waiting for a run to the removal threads.
     await removals.drain()
-    assert not (waiting & our_containers())
+    async with asyncio.timeout(60):  # a start abandoned in its engine call removes its own
+        while waiting & our_containers():
+            await asyncio.sleep(0.1)
 
 
 @pytest.mark.container

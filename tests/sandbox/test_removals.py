@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +30,16 @@ class FakeContainer:
             raise self.errors.pop(0)
 
 
+@dataclass
+class FakeEngine:
+    changes: threading.Lock = field(default_factory=threading.Lock)
+
+
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(removals, "RETRY_DELAYS", (0.0, 0.0))
-    monkeypatch.setattr(removals, "_engine", removals._EngineState())
+    monkeypatch.setattr(removals, "_answers", removals._EngineState())
+    monkeypatch.setattr(removals, "get_engine", FakeEngine)
 
 
 def test_a_refused_removal_is_retried_then_the_run_dir_goes(tmp_path: Path) -> None:
