@@ -126,19 +126,24 @@ def sweep_podman_services() -> None:
 
 def stop_service(pidfile: Path) -> None:
     """Stop the podman service a PodmanService's pid file names, and remove its files."""
-    with contextlib.suppress(ValueError, OSError):
-        service = int(pidfile.read_text())
-        if _is_podman_service(service):  # not a recycled pid
-            os.kill(service, signal.SIGTERM)
-            # A service stuck on Podman's locks ignores SIGTERM and holds the storage lock,
-            # which hangs every podman command on the host: it must not outlive its owner.
-            deadline = time.monotonic() + SERVICE_STOP_GRACE
-            while _is_podman_service(service) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _is_podman_service(service):
-                os.kill(service, signal.SIGKILL)
+    try:
+        service: int | None = int(pidfile.read_text())
+    except (ValueError, OSError):
+        service = None
+    # Removed first: once the service is gone, so are its files.
     for suffix in (".pid", ".sock", ".log"):
         pidfile.with_suffix(suffix).unlink(missing_ok=True)
+    if service is None or not _is_podman_service(service):  # gone, or a recycled pid
+        return
+    with contextlib.suppress(OSError):
+        os.kill(service, signal.SIGTERM)
+        # A service stuck on Podman's locks ignores SIGTERM and holds the storage lock,
+        # which hangs every podman command on the host: it must not outlive its owner.
+        deadline = time.monotonic() + SERVICE_STOP_GRACE
+        while _is_podman_service(service) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _is_podman_service(service):
+            os.kill(service, signal.SIGKILL)
 
 
 def _is_podman_service(pid: int) -> bool:
