@@ -1,6 +1,6 @@
 """What libzmq lets a peer make the host buffer, and what a bounding relay would cost.
 
-    python scripts/zmq_bounds_experiment.py [buffering|relay|all]
+    python scripts/zmq_bounds_experiment.py [buffering|relay|all]   (needs about 3 GiB free)
 
 The figures behind README's "Known limits" text on many-frame messages (issue 12, item 6).
 
@@ -322,11 +322,20 @@ async def relay_latency_trial(rounds: int = 20, per_round: int = 200) -> None:
 
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if what == "trial":  # one buffering trial, in a process of its own
+        kind, count, size, hwm = sys.argv[2], *map(int, sys.argv[3:6])
+        buffering_trial(kind, count, size, hwm)
     if what in ("buffering", "all"):
-        buffering_trial("frames", 2_000_000, 0)
-        buffering_trial("frames", 4, 60 * MiB)
-        buffering_trial("messages", 8, 60 * MiB)
-        buffering_trial("messages", 8, 60 * MiB, hwm=2)
+        # Each in a fresh process: memory a trial frees stays in this one's heap and
+        # would hide the next trial's growth.
+        for args in (
+            ("frames", 2_000_000, 0, 1000),
+            ("frames", 4, 60 * MiB, 1000),
+            ("frames", 40, 60 * MiB, 1000),
+            ("messages", 8, 60 * MiB, 1000),
+            ("messages", 8, 60 * MiB, 2),
+        ):
+            subprocess.run([sys.executable, __file__, "trial", *map(str, args)], check=True)
     if what in ("relay", "all"):
         asyncio.run(relay_bound_trial())
         asyncio.run(relay_latency_trial())
