@@ -1,6 +1,6 @@
 """What libzmq lets a peer make the host buffer, and what a bounding relay would cost.
 
-    python scripts/zmq_bounds_experiment.py [buffering|relay|all]   (needs about 3 GiB free)
+    python scripts/zmq_bounds_experiment.py [buffering|relay|all|sandbox]
 
 The figures behind README's "Known limits" text on many-frame messages (issue 12, item 6).
 
@@ -15,6 +15,11 @@ relay: a prototype of the bound the host would need, a byte relay between host a
   M bytes (libzmq on both ends still does the handshake end to end through it). Printed are the
   host's growth under the same 2 M-frame message through it, and the round trip it adds
   (DEALER to an echoing ROUTER over ipc, direct and relayed, in turns).
+
+sandbox (not in "all"): warm executes of two container sandboxes in turns, one of them with
+  its channels relayed.
+
+buffering needs about 3 GiB of free memory.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import cast
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
@@ -320,6 +325,64 @@ async def relay_latency_trial(rounds: int = 20, per_round: int = 200) -> None:
     relay.close()
 
 
+async def sandbox_trial(runs: int = 3, per_round: int = 100) -> None:
+    """Warm executes of two container sandboxes in turns, one with its client's channels
+    relayed (the manager's own control socket stays direct: an execute does not use it)."""
+    from rlm.bench import _interleaved_ms
+    from rlm.sandbox import Sandbox
+    from rlm.sandbox.channels import KernelChannels
+
+    direct_open = KernelChannels.open
+
+    async def relayed_open(self: KernelChannels, manager: Any) -> Any:
+        prefix = f"{tempfile.mkdtemp()}/kernel"
+        ports = (
+            manager.shell_port,
+            manager.iopub_port,
+            manager.stdin_port,
+            manager.hb_port,
+            manager.control_port,
+        )
+        for port in ports:
+            relay = Relay(f"{manager.ip}-{port}", 1024, MAX_FRAME)
+            relays.append(await relay.start(f"{prefix}-{port}"))
+        make_client = manager.client
+
+        def client(**kwargs: Any) -> Any:
+            made = make_client(**kwargs)
+            made.ip = prefix  # ipc endpoints are "<ip>-<port>"
+            return made
+
+        manager.client = client
+        try:
+            return await direct_open(self, manager)
+        finally:
+            manager.client = make_client
+
+    relays: list[Relay] = []
+    async with Sandbox(None) as direct:
+        KernelChannels.open = relayed_open  # type: ignore[method-assign]
+        try:
+            relayed = await Sandbox(None).start()
+        finally:
+            KernelChannels.open = direct_open  # type: ignore[method-assign]
+        async with relayed:
+            check = await relayed.execute("print('relayed')")
+            assert check.stdout == "relayed\n", check
+            actions = {
+                "direct": lambda: direct.execute("x = 1"),
+                "relayed": lambda: relayed.execute("x = 1"),
+            }
+            for _ in range(runs):
+                ms = await _interleaved_ms(actions, 10, per_round, 20)
+                print(
+                    f"warm execute: direct {ms['direct']:.3f} ms, relayed {ms['relayed']:.3f} ms "
+                    f"({ms['relayed'] - ms['direct']:+.3f} ms)"
+                )
+    for relay in relays:
+        relay.close()
+
+
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     if what == "trial":  # one buffering trial, in a process of its own
@@ -339,6 +402,8 @@ def main() -> None:
     if what in ("relay", "all"):
         asyncio.run(relay_bound_trial())
         asyncio.run(relay_latency_trial())
+    if what == "sandbox":  # needs the kernel image and a container engine
+        asyncio.run(sandbox_trial())
 
 
 if __name__ == "__main__":
