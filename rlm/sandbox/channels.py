@@ -5,8 +5,14 @@
   (at the price of its connection, which ZMQ does not re-establish), and a send that
   cannot be queued fails at once instead of blocking the event loop (jupyter_client's
   Session sends synchronously, and a dropped connection would block it for good).
-- A socket monitor notices a dropped connection: `lost` then tells the Sandbox, which
-  treats it like a dead kernel (restart it, then `open` new channels).
+- libzmq bounds one frame but not a message's frame count or total size, and buffers a
+  message whole: every socket (the manager's control socket too) reaches the kernel
+  through a relay (rlm.sandbox.relay) that drops the connection when a message from the
+  kernel exceeds MAX_MESSAGE_FRAMES or MAX_MESSAGE_TOTAL, and a small receive high-water
+  mark bounds how many whole messages wait unread (stdin's are never read).
+- A socket monitor notices a dropped connection, and the relay reports a bound it had to
+  enforce on any channel: `lost` then tells the Sandbox, which treats it like a dead
+  kernel (restart it, then `open` new channels).
 - Messages that do not parse, or whose fields have the wrong types, are dropped and
   counted, never raised: the kernel's own key is readable inside, so anything can arrive
   signed.
@@ -27,8 +33,20 @@ from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from zmq.utils.monitor import parse_monitor_message
 
 from rlm.kernel_image.rlm_kernel.protocol import JUPYTER_MAX_MESSAGE_BYTES
+from rlm.sandbox.provisioning import RlmProvisioner
+from rlm.sandbox.relay import KernelRelay
 
 log = logging.getLogger(__name__)
+
+# A Jupyter message is its identities, a delimiter, a signature, four dicts and any
+# buffers: a kernel of ours sends seven or eight frames, comms with buffers a few more.
+MAX_MESSAGE_FRAMES = 1024
+# One frame may use all of the per-frame cap; the header, metadata, identities and
+# signature around it take far less than the extra MiB.
+MAX_MESSAGE_TOTAL = JUPYTER_MAX_MESSAGE_BYTES + 1024**2
+# Whole messages a host socket holds unread: each can be MAX_MESSAGE_TOTAL, and stdin's
+# are never read. The reader keeps up with iopub; a backlog waits in the kernel instead.
+RECEIVE_HWM = 4
 
 
 def make_context() -> zmq.asyncio.Context:
@@ -39,7 +57,58 @@ def make_context() -> zmq.asyncio.Context:
     context.setsockopt(zmq.RECONNECT_IVL, 5)
     context.setsockopt(zmq.MAXMSGSIZE, JUPYTER_MAX_MESSAGE_BYTES)
     context.setsockopt(zmq.SNDTIMEO, 0)
+    context.setsockopt(zmq.RCVHWM, RECEIVE_HWM)
     return context
+
+
+class RelayedKernelManager(AsyncKernelManager):  # type: ignore[misc]
+    """A kernel manager whose own control socket and its clients' sockets reach the
+    kernel through a KernelRelay listening in the host's part of the run directory.
+
+    Only rlm's Sandbox uses it: kernels that Jupyter tools start through the provisioner
+    keep jupyter_client's direct connections.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.relay: KernelRelay | None = None
+
+    async def _async_post_start_kernel(self, **kw: Any) -> None:
+        # The ports are known now, and the control socket connects next.
+        provisioner = self.provisioner
+        assert isinstance(provisioner, RlmProvisioner) and self.transport == "ipc"
+        if self.relay is None:
+            # Outside the kernel's part of the run directory: only the host can reach it.
+            prefix = provisioner.layout.path / "relay"
+            self.relay = KernelRelay(prefix, MAX_MESSAGE_FRAMES, MAX_MESSAGE_TOTAL)
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.hb_port]
+        await self.relay.serve(self.ip, [*ports, self.control_port])
+        await super()._async_post_start_kernel(**kw)
+
+    def _make_url(self, channel: str) -> str:
+        if self.relay is None:
+            raise RuntimeError("the kernel's relay is not running")
+        return f"ipc://{self.relay.prefix}-{getattr(self, f'{channel}_port')}"
+
+    def client(self, **kwargs: Any) -> AsyncKernelClient:
+        if self.relay is None:
+            raise RuntimeError("the kernel's relay is not running")
+        return super().client(ip=str(self.relay.prefix), **kwargs)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        try:
+            await super()._async_cleanup_resources(restart=restart)
+        finally:
+            if not restart:
+                await self.close_relay()
+
+    cleanup_resources = _async_cleanup_resources
+
+    async def close_relay(self) -> None:
+        """Stop relaying (safe to call twice): a cleanup that failed part way calls it."""
+        if self.relay is not None:
+            await self.relay.close()
+            self.relay = None
 
 
 class KernelChannels:
@@ -51,6 +120,8 @@ class KernelChannels:
         self._watchers: list[asyncio.Task[None]] = []
         self._monitored: list[tuple[zmq.asyncio.Socket, zmq.asyncio.Socket]] = []
         self._lost = False
+        self._relay: KernelRelay | None = None
+        self._relay_broken = 0
         self.dropped = 0
 
     @property
@@ -62,9 +133,10 @@ class KernelChannels:
     @property
     def lost(self) -> bool:
         """Whether a connection dropped: what the kernel sends may no longer arrive."""
-        return self._lost
+        relay = self._relay
+        return self._lost or (relay is not None and relay.broken > self._relay_broken)
 
-    async def open(self, manager: AsyncKernelManager) -> AsyncKernelClient:
+    async def open(self, manager: RelayedKernelManager) -> AsyncKernelClient:
         """(Re)connect to the kernel `manager` runs; replaces any channels open before."""
         await self.close()
         client = manager.client(context=self._context)
@@ -75,6 +147,8 @@ class KernelChannels:
             self._monitored.append((socket, monitor))
             self._watchers.append(asyncio.create_task(self._watch(monitor)))
         self._lost = False
+        self._relay = manager.relay
+        self._relay_broken = manager.relay.broken if manager.relay else 0
         self._client = client
         return client
 

@@ -27,13 +27,17 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client import AsyncKernelManager
 
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
 from rlm.kernel_image.rlm_kernel import protocol
 from rlm.sandbox import removals
 from rlm.sandbox.callback import CallbackServer, LLMHandler
-from rlm.sandbox.channels import KernelChannels, make_context
+from rlm.sandbox.channels import (
+    MAX_MESSAGE_FRAMES,
+    KernelChannels,
+    RelayedKernelManager,
+    make_context,
+)
 from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
@@ -52,7 +56,8 @@ KERNEL_INFO_RETRY = 1.0  # a kernel_info sent before the kernel bound its socket
 IOPUB_PROBE = 0.2  # so are IOPub messages sent before our subscription reached the kernel
 LOST_CHANNEL = (
     "its connection to the host dropped (a message over the "
-    f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap?)"
+    f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap, or over "
+    f"{MAX_MESSAGE_FRAMES:,} frames?)"
 )
 # Kernels starting at once per event loop. A boot is CPU-bound: 100 started together on a
 # 2-core machine each took past the 60 s start timeout, while in turns of a few all start.
@@ -85,7 +90,7 @@ class Sandbox:
         self._batch_concurrency = batch_concurrency
         self._run_dir: RunDir | None = None
         self._callbacks: CallbackServer | None = None
-        self._manager: AsyncKernelManager | None = None
+        self._manager: RelayedKernelManager | None = None
         self._channels: KernelChannels | None = None
         self._materializing: asyncio.Future[tuple[Path | None, str]] | None = None
         self._zmq: zmq.asyncio.Context | None = None
@@ -148,7 +153,7 @@ class Sandbox:
             )
         spec = make_kernel_spec(self.runtime, config)
         self._zmq = make_context()
-        self._manager = AsyncKernelManager(
+        self._manager = RelayedKernelManager(
             kernel_name="rlm", kernel_spec_manager=FixedKernelSpecManager(spec), context=self._zmq
         )
         try:
@@ -279,6 +284,7 @@ class Sandbox:
                 provisioner = self._manager.provisioner
                 if provisioner is not None:
                     await provisioner.cleanup(restart=False)
+            await self._manager.close_relay()
             self._manager = None
         if self._zmq is not None:
             self._zmq.destroy(linger=0)

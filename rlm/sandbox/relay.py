@@ -1,0 +1,252 @@
+"""A byte relay between the host's Jupyter sockets and one kernel's, bounding each message.
+
+libzmq bounds one frame (ZMQ_MAXMSGSIZE) but neither the number of frames in a message nor
+its total size, and it hands a message over only whole: one message of two million empty
+frames, or of forty 60 MiB frames, is held in full by the host before anything can look at
+it. The relay sits between each host socket and the kernel's ipc socket and follows the
+ZMTP 3 frame headers of what the kernel sends (only the headers: bodies pass untouched);
+when a message exceeds its frame or byte bound it drops both connections, and libzmq
+discards the partial message. Older ZMTP framings are refused, not parsed. libzmq on both
+ends still does the handshake end to end through it.
+
+The relay holds no messages: backpressure stops it reading one end while the other end's
+write buffer is full, so each connection holds at most a read and a write buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+GREETING = 64  # bytes: signature, version, mechanism, as-server, filler
+MORE, LONG, COMMAND = 1, 2, 4  # ZMTP 3 frame flags
+CONNECT_TIMEOUT = 60.0  # seconds a connection waits for the kernel's socket to appear
+CONNECT_RETRY = 0.005  # as the host's ZMQ_RECONNECT_IVL: a start waits no longer than that
+
+
+class FrameBound:
+    """Follows the ZMTP 3 frames of one byte stream; False once a message breaks the bound."""
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self._greeting = b""
+        self._header = b""  # a frame header split across reads
+        self._body_left = 0
+        self._frames = self._bytes = 0  # of the message under way
+
+    def feed(self, data: bytes) -> bool:
+        i = 0
+        if len(self._greeting) < GREETING:
+            i = GREETING - len(self._greeting)
+            self._greeting += data[:i]
+            g = self._greeting
+            # Signature 0xFF ... 0x7F, then a major version of at least 3: an older framing
+            # (which libzmq would accept) is refused rather than parsed.
+            if g[0] != 0xFF or (len(g) > 9 and g[9] != 0x7F) or (len(g) > 10 and g[10] < 3):
+                return False
+        while i < len(data):
+            if self._body_left:
+                step = min(self._body_left, len(data) - i)
+                self._body_left -= step
+                i += step
+                continue
+            header = self._header + data[i : i + 9 - len(self._header)]
+            flags = header[0]
+            need = 9 if flags & LONG else 2
+            if len(header) < need:
+                self._header, i = header, len(data)
+                break
+            i += need - len(self._header)
+            self._header = b""
+            if flags & ~(MORE | LONG | COMMAND) or (flags & COMMAND and flags & MORE):
+                return False
+            size = struct.unpack(">Q", header[1:9])[0] if flags & LONG else header[1]
+            self._frames += 1
+            self._bytes += size
+            if self._frames > self.max_frames or self._bytes > self.max_bytes:
+                return False
+            if not flags & MORE:
+                self._frames = self._bytes = 0
+            self._body_left = size
+        return True
+
+
+class _Side(asyncio.Protocol):
+    """One end of a relayed connection; what the kernel's end sends goes through `bound`."""
+
+    def __init__(self, link: _Link, bound: FrameBound | None) -> None:
+        self.link, self.bound = link, bound
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if self is self.link.host:  # nothing to pass on until the kernel's end connects
+            self.transport.pause_reading()
+            self.link.connect()
+
+    def data_received(self, data: bytes) -> None:
+        if self.link.closed:
+            return
+        if self.bound is not None and not self.bound.feed(data):
+            self.link.relay.broke()
+            self.link.close()
+            return
+        self.link.peer(self).write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link.close()
+
+    # Backpressure: while one end does not read, the relay stops reading the other.
+    def pause_writing(self) -> None:
+        self.link.peer(self).pause_reading()
+
+    def resume_writing(self) -> None:
+        self.link.peer(self).resume_reading()
+
+
+class _Link:
+    """One host connection and the kernel connection made for it."""
+
+    def __init__(self, relay: ChannelRelay) -> None:
+        self.relay = relay
+        self.host = _Side(self, None)
+        self.kernel: _Side | None = None
+        self.connecting: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def peer(self, side: _Side) -> asyncio.Transport:
+        other = self.kernel if side is self.host else self.host
+        assert other is not None and other.transport is not None
+        return other.transport
+
+    def connect(self) -> None:
+        self.connecting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        """Connect to the kernel's socket, which appears only once the kernel is up."""
+        loop = asyncio.get_running_loop()
+        bound = FrameBound(self.relay.max_frames, self.relay.max_bytes)
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while not self.closed:
+            try:
+                await loop.create_unix_connection(
+                    lambda: self._kernel_side(bound), self.relay.target
+                )
+            except OSError:
+                if time.monotonic() > deadline:
+                    log.debug("the kernel's socket %s did not appear", self.relay.target)
+                    self.close()
+                    return
+                await asyncio.sleep(CONNECT_RETRY)
+            else:
+                if not self.closed:
+                    assert self.host.transport is not None
+                    self.host.transport.resume_reading()
+                return
+
+    def _kernel_side(self, bound: FrameBound) -> _Side:
+        self.kernel = _Side(self, bound)
+        return self.kernel
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.relay.links.discard(self)
+        for side in (self.host, self.kernel):
+            if side is not None and side.transport is not None:
+                side.transport.abort()
+
+
+class ChannelRelay:
+    """Accepts the host's connections at `listen`, each relayed to the kernel's `target`;
+    `on_broken` is called when one is dropped for a message over the bound."""
+
+    def __init__(
+        self,
+        listen: Path,
+        target: str,
+        max_frames: int,
+        max_bytes: int,
+        on_broken: Callable[[], None],
+    ) -> None:
+        self.listen, self.target = listen, target
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self.on_broken = on_broken
+        self.links: set[_Link] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.get_running_loop().create_unix_server(
+            self._accept, str(self.listen)
+        )
+
+    def _accept(self) -> _Side:
+        link = _Link(self)
+        self.links.add(link)
+        return link.host
+
+    def broke(self) -> None:
+        self.on_broken()
+        log.warning(
+            "dropped the connection to the kernel's %s: a message over %d frames or %d bytes",
+            self.target,
+            self.max_frames,
+            self.max_bytes,
+        )
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        connecting = [link.connecting for link in self.links if link.connecting is not None]
+        for link in list(self.links):
+            link.close()
+        for task in connecting:
+            task.cancel()
+        await asyncio.gather(*connecting, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.listen.unlink()
+
+
+class KernelRelay:
+    """The relays of one kernel's channels: the host connects to `<prefix>-<port>` instead
+    of the kernel's `<kernel prefix>-<port>` (jupyter_client's ipc endpoints)."""
+
+    def __init__(self, prefix: Path, max_frames: int, max_bytes: int) -> None:
+        self.prefix = prefix
+        self.max_frames, self.max_bytes = max_frames, max_bytes
+        self._relays: dict[str, ChannelRelay] = {}
+        self.broken = 0  # connections dropped so far for a message over the bound
+
+    def _broke(self) -> None:
+        self.broken += 1
+
+    async def serve(self, kernel_prefix: str, ports: list[int]) -> None:
+        """Listen for each of `ports`; relays already listening for the same target stay."""
+        wanted = {
+            f"{kernel_prefix}-{port}": self.prefix.with_name(f"{self.prefix.name}-{port}")
+            for port in ports
+        }
+        for target in [t for t in self._relays if t not in wanted]:
+            await self._relays.pop(target).close()
+        for target, listen in wanted.items():
+            if target not in self._relays:
+                relay = ChannelRelay(listen, target, self.max_frames, self.max_bytes, self._broke)
+                await relay.start()
+                self._relays[target] = relay
+
+    async def close(self) -> None:
+        relays, self._relays = list(self._relays.values()), {}
+        for relay in relays:
+            await relay.close()
