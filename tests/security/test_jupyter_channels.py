@@ -11,6 +11,7 @@ import asyncio
 import pytest
 
 from rlm.sandbox.sandbox import Sandbox
+from tests.sandbox.test_callbacks import peak_rss_kib, reset_peak_rss_kib
 from tests.security.conftest import QUICK, still_works
 
 pytestmark = [pytest.mark.container, pytest.mark.security, pytest.mark.asyncio(loop_scope="module")]
@@ -145,11 +146,53 @@ async def test_mistyped_signed_iopub_messages_are_dropped(box: Sandbox) -> None:
     await still_works(box)
 
 
+MiB_IN_KIB = 1024
+
+
 @pytest.mark.rootless
-async def test_many_frame_message_does_not_break_the_run(box: Sandbox) -> None:
-    result = await box.execute(
-        SEND + "k.iopub_socket.send_multipart([b''] * 200_000)\n"
-        "import time; time.sleep(0.5)\nprint('after frames')"
+@pytest.mark.parametrize(
+    ("channel", "frames", "limit_kib"),
+    [
+        # 2 M empty frames: libzmq alone held about 123 MiB of them.
+        ("iopub", "[b''] * 2_000_000", 48 * MiB_IN_KIB),
+        # Sixteen frames under the per-frame cap, 960 MiB in all: the host holds the first.
+        ("iopub", "[b'x' * 60 * 2**20] * 16", 192 * MiB_IN_KIB),
+        # stdin: never read by the host, so its bound matters as much.
+        ("stdin", "[b''] * 2_000_000", 48 * MiB_IN_KIB),
+    ],
+)
+async def test_a_message_over_the_frame_or_byte_bound_is_dropped_unbuffered(
+    channel: str, frames: str, limit_kib: int
+) -> None:
+    """One message the host would have had to hold whole: the relay drops its connection,
+    the execute ends in a restart, and the host's peak memory barely moves."""
+    send = (
+        f"k.iopub_socket.send_multipart({frames}, copy=False)"
+        if channel == "iopub"  # the ROUTER needs the host's identity, the shell's too
+        else f"k.stdin_socket.send_multipart(k._parent_ident['shell'] + {frames}, copy=False)"
     )
-    assert result.error is None and result.stdout == "after frames\n", result
+    async with Sandbox("x", limits=QUICK) as sandbox:
+        # From a fresh baseline: this process's peak so far would hide any growth.
+        peak_before = reset_peak_rss_kib()
+        result = await sandbox.execute(SEND + send + "\nimport time; time.sleep(30)", timeout=60)
+        grown = peak_rss_kib() - peak_before
+        assert grown < limit_kib, f"the host's peak grew {grown / 1024:.0f} MiB"
+        assert result.restarted and not result.timed_out, result
+        assert result.error is not None and "1,024 frames" in result.error.value
+        await still_works(sandbox)
+
+
+@pytest.mark.rootless
+async def test_messages_near_the_bounds_still_arrive(box: Sandbox) -> None:
+    """A frame of 60 MiB, and a message of 900 buffers: both within the relay's bounds."""
+    result = await box.execute(
+        SEND + "def out(text, **kwargs):\n"
+        "    k.session.send(k.iopub_socket, 'stream', {'name': 'stdout', 'text': text},"
+        " parent=parent, **kwargs)\n"
+        "out('b', buffers=[b''] * 900)\nout('a' * 60 * 2**20)\n"
+        "import time; time.sleep(0.5)"
+    )
+    assert result.error is None and not result.restarted, result.error
+    # Both arrived: the second capped (which only the host does to what arrives).
+    assert result.stdout.startswith("ba") and result.dropped_chars > 0, result.stdout[:10]
     await still_works(box)
