@@ -10,14 +10,15 @@ buffering: a sender process (the kernel's part) sends over ipc to a SUB socket i
   multipart message is handed over only whole, and the high-water mark counts whole messages,
   so neither the number of frames nor a message's total size is bounded.
 
-relay: a prototype of the bound the host would need, a byte relay between host and kernel that
-  parses only ZMTP 3 frame headers and drops the connection when a message exceeds N frames or
-  M bytes (libzmq on both ends still does the handshake end to end through it). Printed are the
-  host's growth under the same 2 M-frame message through it, and the round trip it adds
-  (DEALER to an echoing ROUTER over ipc, direct and relayed, in turns).
+relay: the bound rlm ships (rlm.sandbox.relay), a byte relay between host and kernel that
+  parses only ZMTP 3 frame headers and drops the connection when a message exceeds
+  MAX_MESSAGE_FRAMES frames or MAX_MESSAGE_TOTAL bytes (libzmq on both ends still does the
+  handshake end to end through it). Printed are the host's growth under the same 2 M-frame
+  message through it, and the round trip it adds (DEALER to an echoing ROUTER over ipc,
+  direct and relayed, in turns).
 
-sandbox (not in "all"): warm executes of two container sandboxes in turns, one of them with
-  its channels relayed.
+sandbox (not in "all"): warm executes of two container sandboxes in turns, one as shipped
+  (relayed), one with its channels connected directly: what the relay costs an execute.
 
 buffering needs about 3 GiB of free memory.
 """
@@ -26,16 +27,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Any, cast
+from pathlib import Path
 
 import zmq
 import zmq.asyncio
+
+from rlm.sandbox.channels import MAX_MESSAGE_FRAMES, MAX_MESSAGE_TOTAL, RelayedKernelManager
+from rlm.sandbox.relay import KernelRelay
 
 MAX_FRAME = 64 * 1024**2  # the host's ZMQ_MAXMSGSIZE on the Jupyter channels
 MiB = 1024**2
@@ -104,177 +107,25 @@ def buffering_trial(kind: str, count: int, size: int, hwm: int = 1000) -> None:
         context.term()
 
 
-# --- the relay prototype ---------------------------------------------------------------
-
-GREETING = 64
-MORE, LONG, COMMAND = 1, 2, 4
-
-
-class FrameBound:
-    """Follows ZMTP 3 frame headers in a byte stream; False once a message breaks the bound."""
-
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
-        self.max_frames, self.max_bytes = max_frames, max_bytes
-        self._greeting = b""
-        self._header = b""
-        self._body_left = 0
-        self._frames = self._bytes = 0
-
-    def feed(self, data: bytes) -> bool:
-        i = 0
-        if len(self._greeting) < GREETING:
-            i = GREETING - len(self._greeting)
-            self._greeting += data[:i]
-            g = self._greeting
-            # Signature 0xFF ... 0x7F, then a major version of at least 3: an older framing
-            # (which libzmq would accept) is refused rather than parsed.
-            if g[0] != 0xFF or (len(g) > 9 and g[9] != 0x7F) or (len(g) > 10 and g[10] < 3):
-                return False
-        while i < len(data):
-            if self._body_left:
-                step = min(self._body_left, len(data) - i)
-                self._body_left -= step
-                i += step
-                continue
-            header = self._header + data[i : i + 9 - len(self._header)]
-            flags = header[0]
-            need = 9 if flags & LONG else 2
-            if len(header) < need:
-                self._header, i = header, len(data)
-                break
-            i += need - len(self._header)
-            self._header = b""
-            if flags & ~(MORE | LONG | COMMAND) or (flags & COMMAND and flags & MORE):
-                return False
-            size = struct.unpack(">Q", header[1:9])[0] if flags & LONG else header[1]
-            self._frames += 1
-            self._bytes += size
-            if self._frames > self.max_frames or self._bytes > self.max_bytes:
-                return False
-            if not flags & MORE:
-                self._frames = self._bytes = 0
-            self._body_left = size
-        return True
-
-
-class Side(asyncio.Protocol):
-    """One end of a relayed connection; bytes from the kernel's end go through `bound`."""
-
-    def __init__(self, link: Link, bound: FrameBound | None) -> None:
-        self.link, self.bound = link, bound
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        if self.link.closed:
-            return
-        if self.bound is not None and not self.bound.feed(data):
-            self.link.relay.broken += 1
-            self.link.close()
-            return
-        self.link.peer(self).write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.link.close()
-
-    # Backpressure: a peer that does not read stops the relay reading the other end.
-    def pause_writing(self) -> None:
-        self.link.peer(self).pause_reading()
-
-    def resume_writing(self) -> None:
-        self.link.peer(self).resume_reading()
-
-
-class Link:
-    """One host connection and the kernel connection made for it."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.host: Side | None = None
-        self.kernel: Side | None = None
-        self.connecting: asyncio.Task[None] | None = None
-        self.closed = False
-
-    def peer(self, side: Side) -> asyncio.Transport:
-        other = self.kernel if side is self.host else self.host
-        assert other is not None and other.transport is not None
-        return other.transport
-
-    def close(self) -> None:
-        self.closed = True
-        for side in (self.host, self.kernel):
-            if side is not None and side.transport is not None:
-                side.transport.abort()
-
-
-class Relay:
-    """Accepts the host's connections on `listen`, each relayed to the kernel's `target`.
-
-    The kernel binds its sockets after the host connects (as jupyter_client does it), so a
-    connection waits for the kernel's socket to appear rather than failing at once.
-    """
-
-    CONNECT_WAIT = 30.0
-
-    def __init__(self, target: str, max_frames: int, max_bytes: int) -> None:
-        self.target, self.max_frames, self.max_bytes = target, max_frames, max_bytes
-        self.broken = 0  # connections dropped for breaking the bound
-        self.server: asyncio.Server | None = None
-
-    async def start(self, listen: str) -> Relay:
-        self.server = await asyncio.get_running_loop().create_unix_server(self._accept, listen)
-        return self
-
-    def _accept(self) -> Side:
-        link = Link(self)
-        link.host = Side(link, None)
-        link.connecting = asyncio.get_running_loop().create_task(self._connect(link))
-        return link.host
-
-    async def _connect(self, link: Link) -> None:
-        host = link.host
-        assert host is not None
-        while host.transport is None:  # connection_made comes right after _accept
-            await asyncio.sleep(0)
-        host.transport.pause_reading()  # until the kernel's end is connected
-        bound = FrameBound(self.max_frames, self.max_bytes)
-        deadline = time.monotonic() + self.CONNECT_WAIT
-        while not link.closed:
-            try:
-                _, link.kernel = await asyncio.get_running_loop().create_unix_connection(
-                    lambda: Side(link, bound), self.target
-                )
-            except OSError:
-                if time.monotonic() > deadline:
-                    link.close()
-                    return
-                await asyncio.sleep(0.005)
-            else:
-                host.transport.resume_reading()
-                return
-
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
+# --- the shipped relay (rlm.sandbox.relay) ------------------------------------------
 
 
 async def relay_bound_trial() -> None:
     directory = tempfile.mkdtemp()
-    sender = start_sender(f"ipc://{directory}/kernel", "frames", 2_000_000, 0)
-    relay = await Relay(f"{directory}/kernel", 1024, MAX_FRAME).start(f"{directory}/relay")
+    sender = start_sender(f"ipc://{directory}/kernel-1", "frames", 2_000_000, 0)
+    relay = KernelRelay(Path(directory, "relay"), MAX_MESSAGE_FRAMES, MAX_MESSAGE_TOTAL)
+    await relay.serve(f"{directory}/kernel", [1])
     context = zmq.asyncio.Context()
     socket = context.socket(zmq.SUB)
     socket.setsockopt(zmq.SUBSCRIBE, b"")
-    socket.connect(f"ipc://{directory}/relay")
+    socket.connect(f"ipc://{directory}/relay-1")
     base = rss()
     try:
         deadline = time.monotonic() + 120
         while not relay.broken and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         print(
-            "1 message of 2,000,000 frames through the relay (1,024 frames at most): "
+            f"1 message of 2,000,000 frames through the relay ({MAX_MESSAGE_FRAMES:,} at most): "
             f"dropped={bool(relay.broken)}, host grew {(rss() - base) / MiB:.1f} MiB"
         )
     finally:
@@ -282,7 +133,7 @@ async def relay_bound_trial() -> None:
         sender.wait()
         socket.close(linger=0)
         context.term()
-        relay.close()
+        await relay.close()
 
 
 def echo(address: str, ready: threading.Event) -> None:
@@ -296,12 +147,13 @@ def echo(address: str, ready: threading.Event) -> None:
 async def relay_latency_trial(rounds: int = 20, per_round: int = 200) -> None:
     directory = tempfile.mkdtemp()
     ready = threading.Event()
-    threading.Thread(target=echo, args=(f"ipc://{directory}/kernel", ready), daemon=True).start()
+    threading.Thread(target=echo, args=(f"ipc://{directory}/kernel-1", ready), daemon=True).start()
     ready.wait()
-    relay = await Relay(f"{directory}/kernel", 1024, MAX_FRAME).start(f"{directory}/relay")
+    relay = KernelRelay(Path(directory, "relay"), MAX_MESSAGE_FRAMES, MAX_MESSAGE_TOTAL)
+    await relay.serve(f"{directory}/kernel", [1])
     context = zmq.asyncio.Context()
     sockets = {}
-    for name, path in (("direct", "kernel"), ("relayed", "relay")):
+    for name, path in (("direct", "kernel-1"), ("relayed", "relay-1")):
         sockets[name] = socket = context.socket(zmq.DEALER)
         socket.connect(f"ipc://{directory}/{path}")
     message = [b"", b"x" * 500]
@@ -322,51 +174,28 @@ async def relay_latency_trial(rounds: int = 20, per_round: int = 200) -> None:
     for socket in sockets.values():
         socket.close(linger=0)
     context.term()
-    relay.close()
+    await relay.close()
 
 
 async def sandbox_trial(runs: int = 3, per_round: int = 100) -> None:
-    """Warm executes of two container sandboxes in turns, one with its client's channels
-    relayed (the manager's own control socket stays direct: an execute does not use it)."""
+    """Warm executes of two container sandboxes in turns: one as shipped, every channel
+    relayed, and one whose sockets connect to the kernel's directly."""
+    from jupyter_client import AsyncKernelManager
+
     from rlm.bench import _interleaved_ms
     from rlm.sandbox import Sandbox
-    from rlm.sandbox.channels import KernelChannels
 
-    direct_open = KernelChannels.open
-
-    async def relayed_open(self: KernelChannels, manager: Any) -> Any:
-        prefix = f"{tempfile.mkdtemp()}/kernel"
-        ports = (
-            manager.shell_port,
-            manager.iopub_port,
-            manager.stdin_port,
-            manager.hb_port,
-            manager.control_port,
-        )
-        for port in ports:
-            relay = Relay(f"{manager.ip}-{port}", 1024, MAX_FRAME)
-            relays.append(await relay.start(f"{prefix}-{port}"))
-        make_client = manager.client
-
-        def client(**kwargs: Any) -> Any:
-            made = make_client(**kwargs)
-            made.ip = prefix  # ipc endpoints are "<ip>-<port>"
-            return made
-
-        manager.client = client
+    relayed_methods = RelayedKernelManager._make_url, RelayedKernelManager.client
+    async with Sandbox(None) as relayed:
+        # The direct sandbox's manager and client take jupyter_client's own endpoints;
+        # only its start needs them (an execute does not reconnect).
+        RelayedKernelManager._make_url = AsyncKernelManager._make_url  # type: ignore[method-assign]
+        RelayedKernelManager.client = AsyncKernelManager.client  # type: ignore[method-assign]
         try:
-            return await direct_open(self, manager)
+            direct = await Sandbox(None).start()
         finally:
-            manager.client = make_client
-
-    relays: list[Relay] = []
-    async with Sandbox(None) as direct:
-        KernelChannels.open = relayed_open  # type: ignore[method-assign]
-        try:
-            relayed = await Sandbox(None).start()
-        finally:
-            KernelChannels.open = direct_open  # type: ignore[method-assign]
-        async with relayed:
+            RelayedKernelManager._make_url, RelayedKernelManager.client = relayed_methods  # type: ignore[method-assign]
+        async with direct:
             check = await relayed.execute("print('relayed')")
             assert check.stdout == "relayed\n", check
             actions = {
@@ -379,8 +208,6 @@ async def sandbox_trial(runs: int = 3, per_round: int = 100) -> None:
                     f"warm execute: direct {ms['direct']:.3f} ms, relayed {ms['relayed']:.3f} ms "
                     f"({ms['relayed'] - ms['direct']:+.3f} ms)"
                 )
-    for relay in relays:
-        relay.close()
 
 
 def main() -> None:
