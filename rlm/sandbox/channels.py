@@ -95,7 +95,18 @@ class RelayedKernelManager(AsyncKernelManager):  # type: ignore[misc]
             raise RuntimeError("the kernel's relay is not running")
         return super().client(ip=str(self.relay.prefix), **kwargs)
 
+    async def _async_kill_kernel(self, restart: bool = False) -> None:
+        await self.suspend_relay()
+        await super()._async_kill_kernel(restart=restart)
+
+    async def suspend_relay(self) -> None:
+        """Call before the kernel is killed: no connection reaches it from then on, and
+        the host's reconnects wait for the next kernel."""
+        if self.relay is not None:
+            await self.relay.suspend()
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await self.suspend_relay()
         try:
             await super()._async_cleanup_resources(restart=restart)
         finally:

@@ -30,6 +30,7 @@ GREETING = 64  # bytes: signature, version, mechanism, as-server, filler
 MORE, LONG, COMMAND = 1, 2, 4  # ZMTP 3 frame flags
 CONNECT_TIMEOUT = 60.0  # seconds a connection waits for the kernel's socket to appear
 CONNECT_RETRY = 0.005  # as the host's ZMQ_RECONNECT_IVL: a start waits no longer than that
+CLOSE_WAIT = 1.0  # seconds suspend waits for the kernel's connections to close
 
 
 class FrameBound:
@@ -91,6 +92,8 @@ class _Side(asyncio.Protocol):
         if self is self.link.host:  # nothing to pass on until the kernel's end connects
             self.transport.pause_reading()
             self.link.connect()
+        else:
+            self.link.relay.kernel_sides.add(self)
 
     def data_received(self, data: bytes) -> None:
         if self.link.closed:
@@ -102,6 +105,7 @@ class _Side(asyncio.Protocol):
         self.link.peer(self).write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.link.relay.kernel_sides.discard(self)
         self.link.close()
 
     # Backpressure: while one end does not read, the relay stops reading the other.
@@ -128,13 +132,20 @@ class _Link:
         return other.transport
 
     def connect(self) -> None:
-        self.connecting = asyncio.get_running_loop().create_task(self._connect())
+        self.connecting = task = asyncio.get_running_loop().create_task(self._connect())
+        self.relay.tasks.add(task)
+        task.add_done_callback(self.relay.tasks.discard)
 
     async def _connect(self) -> None:
         """Connect to the kernel's socket, which appears only once the kernel is up."""
         loop = asyncio.get_running_loop()
         bound = FrameBound(self.relay.max_frames, self.relay.max_bytes)
         deadline = time.monotonic() + CONNECT_TIMEOUT
+        try:  # a suspended relay connects nothing until the next kernel is up
+            await asyncio.wait_for(self.relay.serving.wait(), CONNECT_TIMEOUT)
+        except TimeoutError:
+            self.close()
+            return
         while not self.closed:
             try:
                 await loop.create_unix_connection(
@@ -161,6 +172,8 @@ class _Link:
             return
         self.closed = True
         self.relay.links.discard(self)
+        if self.connecting is not None and self.connecting is not asyncio.current_task():
+            self.connecting.cancel()
         for side in (self.host, self.kernel):
             if side is not None and side.transport is not None:
                 side.transport.abort()
@@ -182,6 +195,10 @@ class ChannelRelay:
         self.max_frames, self.max_bytes = max_frames, max_bytes
         self.on_broken = on_broken
         self.links: set[_Link] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # connecting to the kernel
+        self.kernel_sides: set[_Side] = set()  # connections to the kernel not yet closed
+        self.serving = asyncio.Event()
+        self.serving.set()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -203,15 +220,25 @@ class ChannelRelay:
             self.max_bytes,
         )
 
+    async def suspend(self) -> None:
+        """Drop every connection, and connect new ones only once `serving` is set again."""
+        self.serving.clear()
+        for link in list(self.links):
+            link.close()
+        # A transport closes its socket on the loop's next turn: wait for that.
+        deadline = time.monotonic() + CLOSE_WAIT
+        while self.kernel_sides and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        connecting = [link.connecting for link in self.links if link.connecting is not None]
         for link in list(self.links):
             link.close()
-        for task in connecting:
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*connecting, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -245,6 +272,14 @@ class KernelRelay:
                 relay = ChannelRelay(listen, target, self.max_frames, self.max_bytes, self._broke)
                 await relay.start()
                 self._relays[target] = relay
+            self._relays[target].serving.set()
+
+    async def suspend(self) -> None:
+        """Drop every connection to the kernel until `serve` is called again: while a kernel
+        is killed and replaced, the host's sockets reconnect, and must reach the next kernel,
+        not the dying one."""
+        for relay in self._relays.values():
+            await relay.suspend()
 
     async def close(self) -> None:
         relays, self._relays = list(self._relays.values()), {}

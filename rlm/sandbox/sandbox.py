@@ -449,6 +449,7 @@ class Sandbox:
         try:
             # Killed first: jupyter_client interrupts a kernel it still has before a
             # restart, over a control connection that may be the one that dropped.
+            await self._manager.suspend_relay()
             await self._provisioner().kill(restart=True)
             await asyncio.wait_for(
                 self._manager.restart_kernel(now=True), self.limits.start_timeout

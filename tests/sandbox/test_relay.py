@@ -122,3 +122,35 @@ async def test_relay_passes_messages_and_drops_a_connection_over_the_bound(
         kernel.close(linger=0)
         context.term()
     assert not (tmp_path / "relay-1").exists()
+
+
+def connecting_tasks() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks() if "_Link._connect" in repr(task.get_coro())]
+
+
+async def test_a_suspended_relay_reaches_the_kernel_only_once_served_again(
+    tmp_path: Path,
+) -> None:
+    """What a restart does: no connection reaches the old kernel, reconnects wait for the next."""
+    context = zmq.asyncio.Context()
+    kernel = context.socket(zmq.ROUTER)
+    kernel.bind(f"ipc://{tmp_path}/kernel-1")
+    relay = KernelRelay(tmp_path / "relay", 16, 1000)
+    await relay.serve(f"{tmp_path}/kernel", [1])
+    host = context.socket(zmq.DEALER)
+    host.setsockopt(zmq.RECONNECT_IVL, 5)
+    host.connect(f"ipc://{tmp_path}/relay-1")
+    try:
+        await host.send_multipart([b"", b"first"])
+        assert (await asyncio.wait_for(kernel.recv_multipart(), 10))[1:] == [b"", b"first"]
+        await relay.suspend()
+        await host.send_multipart([b"", b"held"])
+        assert not await kernel.poll(300)
+        await relay.serve(f"{tmp_path}/kernel", [1])
+        assert (await asyncio.wait_for(kernel.recv_multipart(), 10))[1:] == [b"", b"held"]
+    finally:
+        await relay.close()
+        host.close(linger=0)
+        kernel.close(linger=0)
+        context.term()
+    assert connecting_tasks() == []
