@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -88,9 +90,11 @@ def test_unknown_or_contradictory_flags_are_refused(flags: int) -> None:
     assert not FrameBound(8, 1000).feed(ZMTP3 + bytes([flags, 0]))
 
 
-async def test_relay_passes_messages_and_drops_a_connection_over_the_bound(
+@contextlib.asynccontextmanager
+async def relayed(
     tmp_path: Path,
-) -> None:
+) -> AsyncIterator[tuple[zmq.asyncio.Socket, KernelRelay, zmq.asyncio.Socket]]:
+    """A kernel's ROUTER, a relay bounding it to 16 frames and 1,000 bytes, a host's DEALER."""
     context = zmq.asyncio.Context()
     kernel = context.socket(zmq.ROUTER)
     kernel.bind(f"ipc://{tmp_path}/kernel-1")
@@ -100,6 +104,18 @@ async def test_relay_passes_messages_and_drops_a_connection_over_the_bound(
     host.setsockopt(zmq.RECONNECT_IVL, 5)
     host.connect(f"ipc://{tmp_path}/relay-1")
     try:
+        yield kernel, relay, host
+    finally:
+        await relay.close()
+        host.close(linger=0)
+        kernel.close(linger=0)
+        context.term()
+
+
+async def test_relay_passes_messages_and_drops_a_connection_over_the_bound(
+    tmp_path: Path,
+) -> None:
+    async with relayed(tmp_path) as (kernel, relay, host):
         await host.send_multipart([b"", b"hello"])
         identity, *request = await asyncio.wait_for(kernel.recv_multipart(), 10)
         assert request == [b"", b"hello"]
@@ -116,11 +132,6 @@ async def test_relay_passes_messages_and_drops_a_connection_over_the_bound(
         assert relay.broken == 1
         # The host's socket reconnects; the messages of the dropped connection are gone.
         assert not await host.poll(200)
-    finally:
-        await relay.close()
-        host.close(linger=0)
-        kernel.close(linger=0)
-        context.term()
     assert not (tmp_path / "relay-1").exists()
 
 
@@ -132,15 +143,7 @@ async def test_a_suspended_relay_reaches_the_kernel_only_once_served_again(
     tmp_path: Path,
 ) -> None:
     """What a restart does: no connection reaches the old kernel, reconnects wait for the next."""
-    context = zmq.asyncio.Context()
-    kernel = context.socket(zmq.ROUTER)
-    kernel.bind(f"ipc://{tmp_path}/kernel-1")
-    relay = KernelRelay(tmp_path / "relay", 16, 1000)
-    await relay.serve(f"{tmp_path}/kernel", [1])
-    host = context.socket(zmq.DEALER)
-    host.setsockopt(zmq.RECONNECT_IVL, 5)
-    host.connect(f"ipc://{tmp_path}/relay-1")
-    try:
+    async with relayed(tmp_path) as (kernel, relay, host):
         await host.send_multipart([b"", b"first"])
         assert (await asyncio.wait_for(kernel.recv_multipart(), 10))[1:] == [b"", b"first"]
         await relay.suspend()
@@ -148,9 +151,4 @@ async def test_a_suspended_relay_reaches_the_kernel_only_once_served_again(
         assert not await kernel.poll(300)
         await relay.serve(f"{tmp_path}/kernel", [1])
         assert (await asyncio.wait_for(kernel.recv_multipart(), 10))[1:] == [b"", b"held"]
-    finally:
-        await relay.close()
-        host.close(linger=0)
-        kernel.close(linger=0)
-        context.term()
     assert connecting_tasks() == []
