@@ -27,6 +27,23 @@ def test_counts_like_the_str_whatever_the_chunks(
     assert describe_context(checked) == describe_context(TEXT)
 
 
+@pytest.mark.parametrize("chunk", [3, 7, 16, 1 << 20])
+@pytest.mark.parametrize(
+    "text", ["plain ascii\n" * 3 + TEXT + " more ascii\n", " \t\n\x1c\x1f ", " \n\x1c x"]
+)
+def test_ascii_chunks_count_as_decoded_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, text: str
+) -> None:
+    # ASCII chunks skip the decoder: mixed with cut multi-byte characters they must count
+    # the same, and blankness must follow str.isspace() (which counts \x1c-\x1f as space).
+    monkeypatch.setattr(context_file, "CHUNK_BYTES", chunk)
+    path = tmp_path / "doc.txt"
+    path.write_bytes(text.encode())
+    checked = ContextFile.check(path)
+    assert (checked.chars, checked.lines) == (len(text), text.count("\n") + 1)
+    assert checked.blank == (not text.strip())
+
+
 @pytest.mark.parametrize("chunk", [2, 4, 1 << 20])
 def test_names_the_offset_of_a_bad_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
