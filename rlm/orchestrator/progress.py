@@ -168,7 +168,8 @@ class ProgressPrinter:
     def _beat(self) -> None:
         """A line after every `heartbeat_s` without one: a long block or a slow model
         would otherwise leave a log silent, looking hung."""
-        while not self._stop_heartbeat.wait(self._heartbeat_s / 4):
+        # Checked often, so a line follows soon after the interval whatever its phase.
+        while not self._stop_heartbeat.wait(min(self._heartbeat_s / 4, 0.5)):
             if time.monotonic() - self._last_printed >= self._heartbeat_s:
                 self._line(
                     f"still {self._doing}; {self.tally.sub_calls()}; {self.tally.spending()}"
