@@ -25,6 +25,8 @@ from typing import Any
 
 from rlm.batch.executor import Executor, ExecutorSetupError, Job
 
+log = logging.getLogger(__name__)
+
 RESOURCE = "rlm_sandbox"
 CONNECT_TIMEOUT_S = 30.0
 PROBE_TIMEOUT_S = 120.0
@@ -140,8 +142,21 @@ class RayExecutor(Executor):
         done, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
         for ref in late:
             ray.cancel(ref, force=True)
-        problems = [(refs[ref], ray.get(ref)) for ref in done]
+        problems: list[tuple[Node, str | None]] = []
+        gone: set[Node] = set()
+        for ref in done:
+            try:
+                problems.append((refs[ref], ray.get(ref)))
+            except ray.exceptions.TaskUnschedulableError:
+                # Listed alive, already gone: Ray notices a lost node only after its health
+                # checks fail. A node that left is no reason to refuse the batch.
+                gone.add(refs[ref])
         problems += [(refs[ref], f"did not answer within {timeout_s:g} s") for ref in late]
+        if gone:
+            log.warning("Ray nodes left the cluster: %s", ", ".join(sorted(n.ip for n in gone)))
+            self.nodes = [node for node in nodes if node not in gone]
+            if not self.nodes:
+                raise ExecutorSetupError(f"every sandbox node of {self.address} left the cluster")
         found = [f"node {node.ip}: {problem}" for node, problem in sorted(problems) if problem]
         if found:
             raise ExecutorSetupError("; ".join(found))

@@ -42,6 +42,19 @@ def sniah_evaluation(out: Path, address: str, n: int) -> Evaluation:
     )
 
 
+def node_is_fine() -> None:
+    return None
+
+
+async def until_ray_sees_dead(ip: str) -> None:
+    """Wait until Ray lists the node at `ip` as dead (its health checks take a while)."""
+    import ray
+
+    async with asyncio.timeout(WAIT_S):
+        while any(n["NodeManagerAddress"] == ip and n["Alive"] for n in ray.nodes()):
+            await asyncio.sleep(0.5)
+
+
 def lines_per_task(out: Path) -> Counter[str]:
     return Counter(json.loads(line)["id"] for line in out.read_text().splitlines())
 
@@ -73,6 +86,12 @@ async def test_every_task_recorded_once_though_a_node_dies_mid_run(
         await asyncio.to_thread(ray_cluster.kill, "127.0.0.4")
         release.set()
         records = await asyncio.wait_for(running, WAIT_S * 2)
+        # The cluster is shared by the session's tests: they expect the two first nodes only.
+        await until_ray_sees_dead("127.0.0.4")
+        # The executor listed that node when it connected: probing it now drops it from the
+        # executor's nodes instead of failing the check.
+        await asyncio.to_thread(evaluation.executor.check_nodes, node_is_fine)
+        assert sorted(node.ip for node in evaluation.executor.nodes) == ["127.0.0.2", "127.0.0.3"]
     finally:
         release.set()
         running.cancel()
