@@ -335,6 +335,8 @@ class ContainerProvisioner(RlmProvisioner):
         if restart:
             self.remove_socket_files()
         else:
+            if self.container is None and self.engine is not None:
+                await asyncio.to_thread(removals.remove_leftovers, self.run_dir)
             self.release_run_dir()
 
     async def get_provisioner_info(self) -> dict[str, Any]:

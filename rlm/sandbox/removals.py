@@ -24,7 +24,7 @@ import docker.errors
 import requests
 
 from rlm.sandbox.engine import get_engine
-from rlm.sandbox.rundir import RunDir
+from rlm.sandbox.rundir import RUN_DIR_LABEL, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,28 @@ def _remove(container: Any, run_dir: RunDir | None) -> None:
     if container is not None and not remove_container(container):
         return  # the run directory stays: the reaper or the next sweep finds the container by it
     if run_dir is not None:
+        if not remove_leftovers(str(run_dir.path)):
+            return
         run_dir.remove()
+
+
+def remove_leftovers(run_dir: str) -> bool:
+    """Remove every container labelled with `run_dir` (blocking); False if one stays.
+
+    The container a sandbox holds is not always every container made for it: a start
+    cancelled at the wrong moment can leave one the sandbox never learnt of. The label
+    names them all.
+    """
+    if _answers.stuck or not run_dir:
+        return not _answers.stuck
+    try:
+        found = get_engine().client.containers.list(
+            all=True, sparse=True, filters={"label": f"{RUN_DIR_LABEL}={run_dir}"}
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.warning("could not list the containers of %s: %s", run_dir, exc)
+        return False
+    return all([remove_container(container) for container in found])
 
 
 def remove_container(container: Any) -> bool:

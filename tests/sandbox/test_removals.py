@@ -31,8 +31,24 @@ class FakeContainer:
 
 
 @dataclass
+class FakeContainers:
+    """The engine's listing: the containers labelled with a run directory."""
+
+    labelled: list[FakeContainer] = field(default_factory=list)
+
+    def list(self, **filters: object) -> list[FakeContainer]:
+        return self.labelled
+
+
+@dataclass
+class FakeClient:
+    containers: FakeContainers = field(default_factory=FakeContainers)
+
+
+@dataclass
 class FakeEngine:
     changes: threading.Lock = field(default_factory=threading.Lock)
+    client: FakeClient = field(default_factory=FakeClient)
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +84,20 @@ def test_an_engine_that_does_not_answer_is_not_asked_again() -> None:
     later = FakeContainer()
     assert removals.remove_container(later) is False
     assert (hanging.attempts, later.attempts) == (1, 0)
+
+
+def test_a_container_the_sandbox_never_learnt_of_goes_by_its_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = FakeEngine()
+    stray = FakeContainer()
+    engine.client.containers.labelled.append(stray)
+    monkeypatch.setattr(removals, "get_engine", lambda: engine)
+    run_dir = RunDir(tmp_path / "r1-test")
+    run_dir.path.mkdir()
+    removals._remove(None, run_dir)
+    assert stray.attempts == 1
+    assert not run_dir.path.exists()
 
 
 def test_a_container_already_gone_counts_as_removed() -> None:
