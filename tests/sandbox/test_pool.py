@@ -199,7 +199,9 @@ def test_a_process_that_exits_right_after_closing_leaves_nothing() -> None:
         check=True,
     )
     containers, run_dirs, pending = done.stdout.splitlines()
-    assert int(pending) == 2  # close returned before the engine removed anything
+    # Close returned with removals still to do (one worker: the second waits for the first,
+    # which the host-side closes may already have outlasted).
+    assert int(pending) >= 1
     for container in containers.split():
         exists = subprocess.run(["podman", "container", "exists", container], timeout=60)
         assert exists.returncode == 1
