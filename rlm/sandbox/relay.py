@@ -98,6 +98,15 @@ class _Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.link.closed:
             return
+        link = self.link
+        if self is link.host and (link.kernel is None or link.kernel.transport is None):
+            # Some Pythons (Debian 12's 3.11.2) ignore a pause_reading() made in
+            # connection_made: the host's greeting can arrive before the kernel's end is
+            # connected. The host's end is ours: hold it and pass it on once connected.
+            link.early.append(data)
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
         if self.bound is not None and not self.bound.feed(data):
             self.link.relay.broke()
             self.link.close()
@@ -125,6 +134,7 @@ class _Link:
         self.kernel: _Side | None = None
         self.connecting: asyncio.Task[None] | None = None
         self.closed = False
+        self.early: list[bytes] = []  # what the host sent before the kernel's end connected
 
     def peer(self, side: _Side) -> asyncio.Transport:
         other = self.kernel if side is self.host else self.host
@@ -159,7 +169,10 @@ class _Link:
                 await asyncio.sleep(CONNECT_RETRY)
             else:
                 if not self.closed:
-                    assert self.host.transport is not None
+                    assert self.host.transport is not None and self.kernel is not None
+                    if self.early and self.kernel.transport is not None:
+                        self.kernel.transport.write(b"".join(self.early))
+                        self.early.clear()
                     self.host.transport.resume_reading()
                 return
 
