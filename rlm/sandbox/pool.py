@@ -93,7 +93,6 @@ class SandboxPool:
         data, fmt = serialize(context) if warm else ("", "text")
         while warm and self._ready and self.fits(len(data)):
             sandbox = self._ready.pop()
-            self._wanted.set()
             try:
                 sandbox.set_llm_handler(llm_handler)
                 await sandbox.load_serialized(data, fmt)
@@ -101,6 +100,10 @@ class SandboxPool:
                 log.warning("discarding a pooled sandbox: %s", exc)
                 await sandbox.close(background=True)
                 continue
+            finally:
+                # Refilled once the context is in: a start's first steps (the engine's
+                # create, a thread, the loop) would compete with this load for both cores.
+                self._wanted.set()
             self.hits += 1
             return sandbox
         self.misses += 1

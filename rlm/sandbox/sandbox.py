@@ -21,6 +21,7 @@ import secrets
 import shutil
 import time
 import weakref
+from concurrent.futures import Future
 from pathlib import Path
 from stat import S_IROTH
 from typing import Any
@@ -39,6 +40,7 @@ from rlm.sandbox.channels import (
     make_context,
 )
 from rlm.sandbox.context_file import ContextFile
+from rlm.sandbox.context_write import PendingWrite
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioning import RlmProvisioner
@@ -122,8 +124,11 @@ class Sandbox:
         self._run_dir = run_dir = RunDir.create()
         # A thread goes on when its caller is cancelled: close() waits for it before it
         # removes the run directory, or the context file would land in a removed one.
-        self._materializing = asyncio.ensure_future(asyncio.to_thread(self._materialize_context))
-        context_file, context_format = await asyncio.shield(self._materializing)
+        placed: Future[tuple[Path | None, str]] = Future()
+        self._materializing = asyncio.ensure_future(
+            asyncio.to_thread(self._materialize_context, placed)
+        )
+        context_file, context_format = await asyncio.shield(asyncio.wrap_future(placed))
         if self._handler is not None:
             self._callbacks = CallbackServer(
                 run_dir,
@@ -164,6 +169,8 @@ class Sandbox:
             ) from None
         self._channels = KernelChannels(self._zmq)
         await self._channels.open(self._manager)
+        if (failed := await asyncio.shield(self._materializing)) is not None:
+            raise failed
         await self._wait_ready()
 
     async def _wait_ready(self) -> None:
@@ -201,21 +208,45 @@ class Sandbox:
             raise SandboxError("the sandbox is not running")
         return provisioner
 
-    def _materialize_context(self) -> tuple[Path | None, str]:
-        """Put the context in a file the kernel can map: ours, or the user's after a check."""
+    def _materialize_context(self, placed: Future[tuple[Path | None, str]]) -> Exception | None:
+        """Put the context in a file the kernel can map: ours, or the user's after a check.
+
+        `placed` gets the file and its format as soon as the kernel can be started with
+        them: a str is still being written then, under a lock the kernel waits on
+        (context_write), while the container is created. Returns what failed after that.
+        """
+        assert self._run_dir is not None
+        try:
+            pending = self._place_context(placed)
+        except Exception as exc:
+            placed.set_exception(exc)
+            return None
+        if pending is None:
+            return None
+        try:
+            pending.finish()
+        except OSError as exc:
+            return SandboxError(f"could not write the context for the kernel: {exc}")
+        return None
+
+    def _place_context(self, placed: Future[tuple[Path | None, str]]) -> PendingWrite | None:
         assert self._run_dir is not None
         if self._context_file is not None:
             ContextFile.check(self._context_file)
             fmt = "json" if self._context_file.suffix == ".json" else "text"
-            return self._shareable(self._context_file, fmt), fmt
+            placed.set_result((self._shareable(self._context_file, fmt), fmt))
+            return None
         if self._context is None:
-            return None, "text"
+            placed.set_result((None, "text"))
+            return None
         if isinstance(self._context, ContextFile):  # checked when it was made
-            return self._shareable(self._context.path, "text"), "text"
+            placed.set_result((self._shareable(self._context.path, "text"), "text"))
+            return None
         data, fmt = serialize(self._context)
         path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
-        _write_new_file(path, data)
-        return path, fmt
+        pending = PendingWrite.create(path, data)
+        placed.set_result((path, fmt))
+        return pending
 
     def _shareable(self, path: Path, fmt: str) -> Path:
         """`path` if the kernel can read it where it lies (it is then mounted read-only),
@@ -314,14 +345,20 @@ class Sandbox:
         name = f"context-{secrets.token_hex(8)}.{'json' if fmt == 'json' else 'txt'}"
         host_path = self._run_dir.shared / name
         try:
-            await asyncio.to_thread(_write_new_file, host_path, data)
+            # Created and locked here, written on a thread while the kernel is told to load
+            # it: the kernel's load waits on the lock for the write's end.
+            pending = PendingWrite.create(host_path, data, sized=False)
         except OSError as exc:  # e.g. the kernel planted something under that name
             raise SandboxError(f"could not hand the context to the kernel: {exc}") from exc
+        writing = asyncio.ensure_future(asyncio.to_thread(pending.finish))
         try:
             kernel_path = f"{self._provisioner().kernel_shared_dir}/{name}"
             result = await self.execute(protocol.load_context_code(kernel_path, fmt))
         finally:
+            await asyncio.wait([writing])
             host_path.unlink(missing_ok=True)
+        if (failed := writing.exception()) is not None:
+            raise SandboxError(f"could not hand the context to the kernel: {failed}") from failed
         if result.error is not None:
             raise SandboxError(f"the kernel could not load the context: {result.error.value}")
 
@@ -574,10 +611,3 @@ def serialize(context: Context) -> tuple[str, str]:
     if isinstance(context, ContextFile):
         raise TypeError("a ContextFile is mounted when its sandbox starts, not loaded later")
     raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
-
-
-def _write_new_file(path: Path, text: str) -> None:
-    """Create `path` readable by the kernel; never follow or reuse what is already there."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogatepass") as f:
-        f.write(text)

@@ -18,6 +18,7 @@ None is refused: FINAL(None) is almost always FINAL(print(...)) or a missing ret
 from __future__ import annotations
 
 import collections
+import fcntl
 import itertools
 import json
 import math
@@ -25,23 +26,44 @@ import mmap
 import os
 import re
 import sys
+import time
 from typing import Any
 
 from rlm_kernel import dialects, protocol
 from rlm_kernel.callback import CallbackClient, LLMQueryError
 from rlm_kernel.protocol import Env
 
+# How long the kernel waits for the host to finish writing a context file.
+CONTEXT_WRITE_WAIT = 120.0
+
 
 def load_context(path: str, fmt: str) -> Any:
     # Decoding straight from a mapping of the file avoids holding the bytes and the str
     # at once: the page cache is reclaimable, a bytes copy is not.
     with open(path, "rb") as f:
+        _wait_until_written(f.fileno(), path)
         if os.fstat(f.fileno()).st_size == 0:
             text = ""
         else:
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 text = str(mapped, "utf-8")
     return json.loads(text) if fmt == "json" else text
+
+
+def _wait_until_written(fd: int, path: str) -> None:
+    """The host holds an exclusive lock on a context file while it writes it (it starts
+    the kernel meanwhile): a shared one is granted once the write is done."""
+    deadline = time.monotonic() + CONTEXT_WRITE_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the host did not finish writing {path} within {CONTEXT_WRITE_WAIT:g} s"
+                ) from None
+            time.sleep(0.001)
 
 
 def format_answer(value: Any) -> str:
