@@ -221,21 +221,27 @@ class Sandbox:
         except Exception as exc:
             placed.set_exception(exc)
             return None
-        if pending is None:
-            return None
         try:
-            pending.finish()
+            if isinstance(pending, PendingWrite):
+                pending.finish()
+            elif pending is not None:
+                # A file named by path is checked while the kernel starts (the check is
+                # a whole reading pass); a kernel that cannot decode it fails meanwhile.
+                ContextFile.check(pending)
         except OSError as exc:
             return SandboxError(f"could not write the context for the kernel: {exc}")
+        except ContextFileError as exc:
+            return exc
         return None
 
-    def _place_context(self, placed: Future[tuple[Path | None, str]]) -> PendingWrite | None:
+    def _place_context(self, placed: Future[tuple[Path | None, str]]) -> PendingWrite | Path | None:
+        """Make the context's file the kernel can be started with (a str's is not written
+        yet); return what is left to do: the write, or the check of a file named by path."""
         assert self._run_dir is not None
         if self._context_file is not None:
-            ContextFile.check(self._context_file)
             fmt = "json" if self._context_file.suffix == ".json" else "text"
             placed.set_result((self._shareable(self._context_file, fmt), fmt))
-            return None
+            return self._context_file
         if self._context is None:
             placed.set_result((None, "text"))
             return None
