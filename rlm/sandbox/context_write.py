@@ -41,7 +41,9 @@ class PendingWrite:
         encoding to know it)."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Never waits: a kernel can open a file in its own directory as soon as it
+            # exists, and a lock it took first would otherwise hang the host.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             data: str | bytes = text
             if sized:
                 if not text.isascii():
@@ -49,6 +51,8 @@ class PendingWrite:
                 os.ftruncate(fd, len(data))
         except BaseException:
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise
         return cls(path, fd, data)
 

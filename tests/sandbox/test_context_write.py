@@ -104,6 +104,28 @@ def test_never_follows_or_reuses_a_planted_file(tmp_path: Path) -> None:
     assert target.read_text() == "untouched"
 
 
+def test_a_lock_taken_first_by_the_kernel_fails_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel may open a new file in its own directory before the host locks it."""
+    path = tmp_path / "context.txt"
+    flock = fcntl.flock
+    held: list[int] = []
+
+    def kernel_first(fd: int, operation: int) -> None:
+        held.append(os.open(path, os.O_RDONLY))
+        flock(held[0], fcntl.LOCK_SH)
+        flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", kernel_first)
+    try:
+        with pytest.raises(BlockingIOError):
+            PendingWrite.create(path, ASCII)
+    finally:
+        os.close(held[0])
+    assert not path.exists()
+
+
 @pytest.mark.parametrize("text", [ASCII, "caf\u00e9 \U0001f600 end"])
 def test_the_kernel_waits_for_the_write_to_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_runtime: ModuleType, text: str
