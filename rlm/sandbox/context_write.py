@@ -4,7 +4,7 @@ The host creates the file at its final size and holds an exclusive flock(2) on i
 every byte is in; the kernel takes a shared lock before it maps the file
 (rlm_kernel.runtime.load_context), so it waits only if it gets there first. The write can
 then run alongside what does not need it: the container's creation and the kernel's boot
-(a 100 MB str takes ~0.1 s to write), or the execute that tells a pooled kernel to load it.
+(a 100 MB str: 25-120 ms of writing here), or the execute that tells a pooled kernel to load it.
 
     pending = PendingWrite.create(path, text)   # the file exists, sized and locked
     ...                                         # start the kernel, send the execute
