@@ -53,31 +53,53 @@ class FrameBound:
             # (which libzmq would accept) is refused rather than parsed.
             if g[0] != 0xFF or (len(g) > 9 and g[9] != 0x7F) or (len(g) > 10 and g[10] < 3):
                 return False
-        while i < len(data):
-            if self._body_left:
-                step = min(self._body_left, len(data) - i)
-                self._body_left -= step
-                i += step
-                continue
-            header = self._header + data[i : i + 9 - len(self._header)]
-            flags = header[0]
-            need = 9 if flags & LONG else 2
+        end = len(data)
+        if self._header:  # finish the header split across reads, from its own bytes
+            held = len(self._header)
+            header = self._header + data[i : i + 9 - held]
+            need = 9 if header[0] & LONG else 2
             if len(header) < need:
-                self._header, i = header, len(data)
-                break
-            i += need - len(self._header)
+                self._header = header
+                return True
             self._header = b""
-            if flags & ~(MORE | LONG | COMMAND) or (flags & COMMAND and flags & MORE):
+            if not self._frame(header, 0):
                 return False
-            size = struct.unpack(">Q", header[1:9])[0] if flags & LONG else header[1]
-            self._frames += 1
-            self._bytes += size
-            if self._frames > self.max_frames or self._bytes > self.max_bytes:
+            i += need - held
+        # Every message passes through here: the headers are read in place, no slices.
+        while i < end:
+            left = self._body_left
+            if left:
+                if left >= end - i:
+                    self._body_left = left - (end - i)
+                    return True
+                i += left
+                self._body_left = 0
+            need = 9 if data[i] & LONG else 2
+            if end - i < need:
+                self._header = data[i:]
+                return True
+            if not self._frame(data, i):
                 return False
-            if not flags & MORE:
-                self._frames = self._bytes = 0
-            self._body_left = size
+            i += need
         return True
+
+    def _frame(self, data: bytes, at: int) -> bool:
+        """Take the frame header at `at`; False if it breaks the framing or the bound."""
+        flags = data[at]
+        if flags & ~(MORE | LONG | COMMAND) or (flags & COMMAND and flags & MORE):
+            return False
+        size = _LONG_SIZE.unpack_from(data, at + 1)[0] if flags & LONG else data[at + 1]
+        self._frames += 1
+        self._bytes += size
+        if self._frames > self.max_frames or self._bytes > self.max_bytes:
+            return False
+        if not flags & MORE:
+            self._frames = self._bytes = 0
+        self._body_left = size
+        return True
+
+
+_LONG_SIZE = struct.Struct(">Q")
 
 
 class _Side(asyncio.Protocol):

@@ -193,7 +193,7 @@ class Sandbox:
         channels, manager = self._channels, self._manager
         assert channels is not None and manager is not None
         while True:
-            channels.client.kernel_info()
+            channels.kernel_info()
             reply = await channels.receive("shell", KERNEL_INFO_RETRY)
             if reply is not None and reply["msg_type"] == "kernel_info_reply":
                 if await channels.receive("iopub", IOPUB_PROBE) is not None:
@@ -403,9 +403,7 @@ class Sandbox:
         started = time.perf_counter()
         output = _Collector(self.limits.output_chars)
         try:
-            msg_id = self._channels.client.execute(
-                code, silent=False, store_history=False, allow_stdin=False, stop_on_error=False
-            )
+            msg_id = self._channels.execute(code)
         except zmq.ZMQError:  # could not even be queued: the shell connection is gone
             outcome = "lost"
         else:
