@@ -49,6 +49,8 @@ MAX_MESSAGE_TOTAL = JUPYTER_MAX_MESSAGE_BYTES + 1024**2
 # are never read. The reader keeps up with iopub; a backlog waits in the kernel instead.
 RECEIVE_HWM = 4
 SOCKET_TYPES = {"shell": zmq.DEALER, "iopub": zmq.SUB, "stdin": zmq.DEALER}
+# Plain ints: pyzmq resolves `socket.EVENTS` and its enum flags anew on every use.
+_EVENTS, _POLLIN, _NOBLOCK = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.NOBLOCK)
 
 
 def make_context() -> zmq.asyncio.Context:
@@ -181,21 +183,20 @@ class _Inbox:
     def _ready(self) -> None:
         # ZMQ's descriptor signals a change of state, not a message: reading EVENTS clears
         # it (a level-triggered poll would otherwise spin) and says whether one is waiting.
-        ready, waiter = self.socket.EVENTS & zmq.POLLIN, self._waiter
+        ready, waiter = self.socket.get(_EVENTS) & _POLLIN, self._waiter
         if ready and waiter is not None and not waiter.done():
             waiter.set_result(True)
 
     async def receive(self, deadline: float) -> list[bytes] | None:
         """The next message's frames; None at the loop time `deadline`."""
+        socket, loop = self.socket, self._loop
         while True:
-            try:
-                return self.socket.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                pass
-            if deadline <= self._loop.time():
+            if socket.get(_EVENTS) & _POLLIN:  # cheaper than a receive that fails
+                return socket.recv_multipart(_NOBLOCK)
+            if deadline <= loop.time():
                 return None
-            self._waiter = waiter = self._loop.create_future()
-            timer = self._loop.call_at(deadline, _settle, waiter)
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_at(deadline, _settle, waiter)
             try:
                 await waiter
             finally:
