@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import mmap
 import struct
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ MORE, LONG, COMMAND = 1, 2, 4  # ZMTP 3 frame flags
 CONNECT_TIMEOUT = 60.0  # seconds a connection waits for the kernel's socket to appear
 CONNECT_RETRY = 0.005  # as the host's ZMQ_RECONNECT_IVL: a start waits no longer than that
 CLOSE_WAIT = 1.0  # seconds suspend waits for the kernel's connections to close
+READ_BUFFER = 256 * 1024  # bytes a read takes at most, as asyncio's own reads
 
 
 class FrameBound:
@@ -102,12 +104,25 @@ class FrameBound:
 _LONG_SIZE = struct.Struct(">Q")
 
 
-class _Side(asyncio.Protocol):
-    """One end of a relayed connection; what the kernel's end sends goes through `bound`."""
+class _Side(asyncio.BufferedProtocol):
+    """One end of a relayed connection; what the kernel's end sends goes through `bound`.
+
+    Read into its relay's buffer: a plain Protocol gets a new bytes object per read,
+    which asyncio allocates at 256 KiB and shrinks, 30-40 us a read here against 4 us for
+    a read into a buffer that stays (three or four reads a warm execute).
+    """
 
     def __init__(self, link: _Link, bound: FrameBound | None) -> None:
         self.link, self.bound = link, bound
         self.transport: asyncio.Transport | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.link.relay.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # A copy: the buffer is the next read's, and a transport may keep what it is given
+        # to write.
+        self.data_received(bytes(self.link.relay.buffer[:nbytes]))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -225,8 +240,10 @@ class ChannelRelay:
         max_frames: int,
         max_bytes: int,
         on_broken: Callable[[], None],
+        buffer: memoryview,
     ) -> None:
         self.listen, self.target = listen, target
+        self.buffer = buffer  # where its connections' reads land
         self.max_frames, self.max_bytes = max_frames, max_bytes
         self.on_broken = on_broken
         self.links: set[_Link] = set()
@@ -290,6 +307,10 @@ class KernelRelay:
         self.max_frames, self.max_bytes = max_frames, max_bytes
         self._relays: dict[str, ChannelRelay] = {}
         self.broken = 0  # connections dropped so far for a message over the bound
+        # Every read of these relays' connections lands here and is copied out before the
+        # next (reads run one at a time on the event loop). Anonymous memory: pages never
+        # written take no room, so a sandbox holds only as much as its largest read.
+        self._buffer = memoryview(mmap.mmap(-1, READ_BUFFER))
 
     def _broke(self) -> None:
         self.broken += 1
@@ -304,7 +325,9 @@ class KernelRelay:
             await self._relays.pop(target).close()
         for target, listen in wanted.items():
             if target not in self._relays:
-                relay = ChannelRelay(listen, target, self.max_frames, self.max_bytes, self._broke)
+                relay = ChannelRelay(
+                    listen, target, self.max_frames, self.max_bytes, self._broke, self._buffer
+                )
                 await relay.start()
                 self._relays[target] = relay
             self._relays[target].serving.set()
