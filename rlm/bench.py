@@ -15,8 +15,10 @@ Baselines, run in this process in turns with ours (A B C, A B C, ...):
   of the code, no flush of empty streams, no history database) and ipc sockets as ours, so
   that ours / tuned is what the container, our runtime and our host cost, not what the
   tweaks buy; stock / tuned is what they buy.
-- start rows time a start through the first execute of `x = 1` (what a run waits for);
-  the bare kernels are judged ready as Sandbox judges ours.
+- start rows time a start through the first execute of `x = 1` (what a run waits for),
+  not the close (a container removal, 0.1-0.7 s of the engine's); each close and any
+  removal left in the background end before the next start. The bare kernels are judged
+  ready as Sandbox judges ours.
 - the `llm_query` round trip through a bare `Sandbox` handler is compared with its floor: a
   64-byte ping-pong over a unix socket between this process and a child Python process.
 - the `llm_query` round trip through `RLM` is compared with the same loop against a bare
@@ -54,7 +56,7 @@ from rich.table import Table
 from rlm import RLM
 from rlm.backends import Message, ScriptedBackend
 from rlm.kernel_image import RUNTIME_DIR
-from rlm.sandbox import LLMRequest, Sandbox
+from rlm.sandbox import LLMRequest, Sandbox, removals
 from rlm.sandbox.pool import SandboxPool
 
 # An ipykernel with our kernel's speed tweaks and nothing else of ours (no runtime, no cap).
@@ -109,10 +111,11 @@ class Measure:
 
 
 async def _interleaved_ms(
-    actions: dict[str, Callable[[], Awaitable[object]]], rounds: int, per_round: int, warmup: int
+    actions: dict[str, Callable[[], Awaitable[float]]], rounds: int, per_round: int, warmup: int
 ) -> dict[str, float]:
-    """Median ms of each action, taken in turns (A B C, A B C, ...) so that the load of a
-    shared machine, which drifts, falls on ours and the baselines alike."""
+    """Median ms of each action (each returns the seconds it measured), taken in turns
+    (A B C, A B C, ...) so that the load of a shared machine, which drifts, falls on ours
+    and the baselines alike."""
     for action in actions.values():
         for _ in range(warmup):
             await action()
@@ -120,10 +123,14 @@ async def _interleaved_ms(
     for _ in range(rounds):
         for name, action in actions.items():
             for _ in range(per_round):
-                started = time.perf_counter()
-                await action()
-                samples[name].append(time.perf_counter() - started)
+                samples[name].append(await action())
     return {name: statistics.median(times) * 1000 for name, times in samples.items()}
+
+
+async def _timed(action: Callable[[], Awaitable[object]]) -> float:
+    started = time.perf_counter()
+    await action()
+    return time.perf_counter() - started
 
 
 async def _bare_execute(client: AsyncKernelClient, code: str) -> None:
@@ -261,17 +268,28 @@ async def _rlm_llm_query_ms(runtime: str, calls: int) -> list[float]:
     return json.loads(result.answer)
 
 
-async def _bare_start(make_manager: Callable[[], AsyncKernelManager]) -> None:
+async def _bare_start(make_manager: Callable[[], AsyncKernelManager]) -> float:
+    """Seconds from nothing to the first execute's end; the shutdown is not timed."""
+    started = time.perf_counter()
     manager, client = await _bare_kernel(make_manager)
     await _bare_execute(client, "x = 1")
+    elapsed = time.perf_counter() - started
     client.stop_channels()
     await manager.shutdown_kernel(now=True)
+    return elapsed
 
 
-async def _sandbox_start(runtime: str, context: str) -> None:
+async def _sandbox_start(runtime: str, context: str) -> float:
+    """Seconds from nothing to the first execute's end. The close, whose container removal
+    takes the engine 0.1-0.7 s, is not timed, but ends before the next start, as does
+    any removal still running in the background: neither competes with a timed start."""
+    started = time.perf_counter()
     box = await Sandbox(context, runtime=runtime).start()
     await box.execute("x = 1")
+    elapsed = time.perf_counter() - started
     await box.close()
+    await removals.drain()
+    return elapsed
 
 
 async def _pooled_start_ms(runtime: str, repeat: int) -> float:
@@ -310,17 +328,17 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
     async with stack:
         tuned_kernel = _tuned_kernel(Path(stack.enter_context(tempfile.TemporaryDirectory())))
         console.print("[dim]warm execute, ours and both baselines in turns...[/dim]")
-        executes: dict[str, Callable[[], Awaitable[object]]] = {}
+        executes: dict[str, Callable[[], Awaitable[float]]] = {}
         for name, make_manager in (("stock", _stock_kernel), ("tuned", tuned_kernel)):
             manager, client = await _bare_kernel(make_manager)
             stack.callback(client.stop_channels)
             stack.push_async_callback(manager.shutdown_kernel, now=True)
-            executes[name] = partial(_bare_execute, client, "x = 1")
+            executes[name] = partial(_timed, partial(_bare_execute, client, "x = 1"))
         boxes: dict[str, Sandbox] = {}
         for runtime in runtimes:
             box = Sandbox("x", runtime=runtime, llm_handler=_zero_latency)
             boxes[runtime] = await stack.enter_async_context(box)
-            executes[runtime] = partial(box.execute, "x = 1")
+            executes[runtime] = partial(_timed, partial(box.execute, "x = 1"))
         warm = await _interleaved_ms(executes, ROUNDS, max(1, repeat // ROUNDS), repeat // 10)
 
         console.print("[dim]llm_query round trips, Sandbox and RLM in turns...[/dim]")
@@ -333,13 +351,14 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
                 round_trips[f"rlm {runtime}"] += await _rlm_llm_query_ms(runtime, calls)
 
         console.print("[dim]start to first execute, ours and both baselines in turns...[/dim]")
-        starts: dict[str, Callable[[], Awaitable[object]]] = {
+        await removals.drain()  # the runs above may have left removals in the background
+        starts: dict[str, Callable[[], Awaitable[float]]] = {
             "stock": partial(_bare_start, _stock_kernel),
             "tuned": partial(_bare_start, tuned_kernel),
         }
         for runtime in runtimes:
             starts[runtime] = partial(_sandbox_start, runtime, "x")
-        start_rounds = max(3, repeat // 50)
+        start_rounds = max(10, repeat // 20)  # a median of three or four starts drifts by 0.1 s
         ready = await _interleaved_ms(starts, start_rounds, 1, 1)
     round_trip = {name: statistics.median(times) for name, times in round_trips.items()}
 
