@@ -54,8 +54,8 @@ Context = str | list[Any] | dict[str, Any] | ContextFile
 LIVENESS_INTERVAL = 1.0
 REPLY_GRACE = 5.0
 LOST_GRACE = 1.0
-KERNEL_INFO_RETRY = 1.0  # a kernel_info sent before the kernel bound its sockets is lost
-IOPUB_PROBE = 0.2  # so are IOPub messages sent before our subscription reached the kernel
+KERNEL_INFO_WAIT = 1.0  # how often a start that waits for kernel_info looks at the kernel
+IOPUB_PROBE = 0.2  # IOPub messages sent before our subscription reached the kernel are lost
 LOST_CHANNEL = (
     "its connection to the host dropped (a message over the "
     f"{protocol.JUPYTER_MAX_MESSAGE_BYTES // 1024**2} MiB cap, or over "
@@ -189,16 +189,22 @@ class Sandbox:
         jupyter_client's wait_for_ready does the same, then waits for 0.2 s of silence on
         IOPub (a third of a cold start); `_collect` skips other requests' messages, so that
         wait buys us nothing.
+
+        One request at a time: a request sent before the kernel is up is not lost (the
+        relay holds it until the kernel's socket appears), and a second one arriving while
+        rlm's kernel answers the first could leave it never reading its shell socket again
+        (its replies skip ZMQStream, which would look for a request that came meanwhile).
         """
         channels, manager = self._channels, self._manager
         assert channels is not None and manager is not None
+        channels.kernel_info()
         while True:
-            channels.kernel_info()
-            reply = await channels.receive("shell", KERNEL_INFO_RETRY)
+            reply = await channels.receive("shell", KERNEL_INFO_WAIT)
             if reply is not None and reply["msg_type"] == "kernel_info_reply":
                 if await channels.receive("iopub", IOPUB_PROBE) is not None:
                     return
-            elif not await manager.is_alive():
+                channels.kernel_info()  # for IOPub messages our subscription now receives
+            elif reply is None and not await manager.is_alive():
                 raise RuntimeError("the kernel exited")
 
     def _provisioner(self) -> RlmProvisioner:

@@ -168,3 +168,31 @@ async def test_a_kernel_that_never_answers_kernel_info_fails_the_start(
     box = Sandbox("x", runtime="local", limits=SandboxLimits(start_timeout=0.5))
     with pytest.raises(KernelDiedError, match=r"did not start: no kernel_info reply within 0\.5 s"):
         await box.start()
+
+
+async def test_a_start_has_one_kernel_info_request_in_flight(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A kernel slow to answer gets no second kernel_info meanwhile: two in flight could
+    leave rlm's kernel never reading its shell socket again."""
+    sent = answered = most = 0
+    real_kernel_info, real_receive = KernelChannels.kernel_info, KernelChannels.receive
+
+    def kernel_info(self: KernelChannels) -> str:
+        nonlocal sent, most
+        sent += 1
+        most = max(most, sent - answered)
+        return real_kernel_info(self)
+
+    async def receive(self: KernelChannels, channel: str, timeout: float) -> object:
+        nonlocal answered
+        # Waits cut short: to the start, the kernel answers late every time.
+        msg = await real_receive(self, channel, min(timeout, 0.01))
+        answered += msg is not None and msg["msg_type"] == "kernel_info_reply"
+        return msg
+
+    monkeypatch.setattr(KernelChannels, "kernel_info", kernel_info)
+    monkeypatch.setattr(KernelChannels, "receive", receive)
+    async with Sandbox("x", runtime="local") as box:
+        assert (await box.execute("x = 1")).ok
+    assert sent >= 1 and most == 1
