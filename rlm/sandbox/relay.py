@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import mmap
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -193,14 +194,18 @@ class _Link:
         except TimeoutError:
             self.close()
             return
+        target = self.relay.target
         while not self.closed:
             try:
-                await loop.create_unix_connection(
-                    lambda: self._kernel_side(bound), self.relay.target
-                )
+                # Until the kernel binds, its socket file is missing: a stat says so for a
+                # tenth of a failed connect's CPU (each channel tries ~50 times a boot,
+                # while the boot wants both cores).
+                if not os.path.exists(target):
+                    raise FileNotFoundError(target)
+                await loop.create_unix_connection(lambda: self._kernel_side(bound), target)
             except OSError:
                 if time.monotonic() > deadline:
-                    log.debug("the kernel's socket %s did not appear", self.relay.target)
+                    log.debug("the kernel's socket %s did not appear", target)
                     self.close()
                     return
                 await asyncio.sleep(CONNECT_RETRY)
