@@ -133,7 +133,7 @@ class LeanSession(Session):  # type: ignore[misc]
 
     `deserialize` still checks the signature and refuses a replayed one, but leaves the
     header's dates as the strings they arrived as (Session parses them with dateutil,
-    about a fifth of the host's CPU per execute) and skips the adapter, which rewrites
+    about a sixth of the host's CPU per execute) and skips the adapter, which rewrites
     only messages of protocol versions before 5.
     """
 
