@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 from collections import deque
@@ -65,7 +64,7 @@ class ScriptedBackend(Backend):
             reply = self._replies.popleft() if self._replies else None
         if self._responder is not None:
             answer = self._responder(messages, model)
-            text = await answer if inspect.isawaitable(answer) else answer
+            text = answer if isinstance(answer, str) else await answer
         elif reply is None:
             raise BackendError(f"ScriptedBackend has no reply left for call {call_number}")
         elif isinstance(reply, BaseException):

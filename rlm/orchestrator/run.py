@@ -275,50 +275,39 @@ class Run:
 
     async def _sub_call(self, request: LLMRequest) -> str:
         """The sandbox's llm_handler: serve one llm_query from this run's code."""
-        settings = self.tree.settings
+        tree = self.tree
+        settings = tree.settings
         depth = self.depth + 1
         model = request.model or settings.recursive_model
         kind = "rlm" if depth < settings.max_depth else "model"
         entry, iteration = self._entry, len(self.history)
         started = time.monotonic()
         answer, error, child_id, usage = "", None, None, None
-        began: list[bool] = []
-
-        def begin() -> None:
-            """sub_call_start, once: when the call runs, not while it waits for a child
-            slot (progress counts it as running from here)."""
-            if not began:
-                began.append(True)
-                self._emit(
-                    "sub_call_start",
-                    iteration=iteration,
-                    kind=kind,
-                    model=model,
-                    sub_depth=depth,
-                    batch_index=request.batch_index,
-                )
-
+        # sub_call_start is emitted when the call runs, not while it waits for a child slot
+        # (progress counts it as running from there); a call refused before it ran still
+        # pairs its start and its end.
+        began = False
         try:
             if depth > settings.max_depth:
                 raise RuntimeError("llm_query is disabled (max_depth=0)")
             if model not in settings.allowed_models:
                 allowed = ", ".join(sorted(settings.allowed_models))
                 raise ValueError(f"llm_query may not use model {model!r}; allowed: {allowed}")
-            self.tree.budget.start_sub_call()
-            self.tree.stats.add_sub_call(depth, child_run=kind == "rlm")
+            tree.budget.start_sub_call()
+            tree.stats.add_sub_call(depth, child_run=kind == "rlm")
             if kind == "rlm":
-                async with self.tree.child_slot(depth):
-                    begin()
-                    child = Run(self.tree, depth=depth, model=model, parent_id=self.id)
+                async with tree.child_slot(depth):
+                    began = self._sub_call_start(iteration, kind, model, depth, request)
+                    child = Run(tree, depth=depth, model=model, parent_id=self.id)
                     child_id = child.id
                     outcome = await child.solve(request.prompt, prompts.CHILD_QUERY)
                 if not outcome.success:
                     raise ChildRunFailed(f"the child run failed: {outcome.error}")
                 answer = outcome.answer
             else:
-                begin()
+                began = self._sub_call_start(iteration, kind, model, depth, request)
                 messages = [{"role": "user", "content": request.prompt}]
-                completion = await self.tree.call_model(messages, model, system=None, root=False)
+                completion = await tree.call_model(messages, model, system=None, root=False)
                 # Usage holds only numbers: a shallow copy is asdict's result at a fifth of
                 # its cost, which counts on a zero-latency model's round trip.
                 answer, usage = completion.text, dict(vars(completion.usage))
@@ -327,7 +316,8 @@ class Run:
             error = "cancelled" if isinstance(exc, asyncio.CancelledError) else _describe(exc)
             raise
         finally:
-            begin()  # a call refused before it ran still pairs its start and its end
+            if not began:
+                self._sub_call_start(iteration, kind, model, depth, request)
             record = {
                 "kind": kind,
                 "model": model,
@@ -343,7 +333,22 @@ class Run:
                 "usage": usage,
             }
             entry["sub_calls"].append(record)
-            self._emit("sub_call", iteration=iteration, **record)
+            if tree.sinks:  # the event costs a tenth of a zero-latency round trip
+                self._emit("sub_call", iteration=iteration, **record)
+
+    def _sub_call_start(
+        self, iteration: int, kind: str, model: str, depth: int, request: LLMRequest
+    ) -> bool:
+        if self.tree.sinks:
+            self._emit(
+                "sub_call_start",
+                iteration=iteration,
+                kind=kind,
+                model=model,
+                sub_depth=depth,
+                batch_index=request.batch_index,
+            )
+        return True
 
     def _emit(self, event_type: str, /, **fields: Any) -> None:
         self.tree.emit(

@@ -88,9 +88,11 @@ class CostLedger:
 
     def add(self, model: str, usage: Usage) -> None:
         with self._lock:
-            entry = self._models.setdefault(model, ModelUsage())
+            entry = self._models.get(model)
+            if entry is None:
+                entry = self._models[model] = ModelUsage()
             entry.calls += 1
-            entry.usage = _add(entry.usage, usage)
+            _accumulate(entry.usage, usage)
 
     def summary(self) -> dict[str, Any]:
         """Totals and a breakdown by model, as plain JSON-ready values."""
@@ -99,17 +101,24 @@ class CostLedger:
             calls = sum(entry.calls for entry in self._models.values())
             total = Usage()
             for entry in self._models.values():
-                total = _add(total, entry.usage)
+                _accumulate(total, entry.usage)
         return {**_row(calls, total), "by_model": models}
 
 
-def _add(a: Usage, b: Usage) -> Usage:
-    # Usage treats an empty usage as neutral, which would turn a call that reported no
-    # tokens and no cost into a known cost; a call with unknown cost must stay unknown.
-    total = a + b
-    if (a.cost_usd is None and not a.is_empty) or b.cost_usd is None:
+def _accumulate(total: Usage, usage: Usage) -> None:
+    """Add `usage` into `total` in place (a new Usage per call cost a zero-latency sub-call
+    a tenth of its time). Usage's own sum treats an empty usage as neutral, which would
+    turn a call that reported no tokens and no cost into a known cost; a call with unknown
+    cost must stay unknown, so the total's cost is known only while every part's is (an
+    empty total has none yet)."""
+    if usage.cost_usd is None or (total.cost_usd is None and not total.is_empty):
         total.cost_usd = None
-    return total
+    else:
+        total.cost_usd = (total.cost_usd or 0.0) + usage.cost_usd
+    total.input_tokens += usage.input_tokens
+    total.output_tokens += usage.output_tokens
+    total.cache_read_tokens += usage.cache_read_tokens
+    total.cache_write_tokens += usage.cache_write_tokens
 
 
 def _row(calls: int, usage: Usage) -> dict[str, Any]:
