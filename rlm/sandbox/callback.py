@@ -5,8 +5,10 @@ directly (no I/O thread between the socket and the handler). Every message is a 
 with a per-sandbox key (the kernel's protocol module defines the format for both sides);
 a forged, replayed or malformed message is dropped and logged together with its connection,
 and a frame over the size limit drops its connection before its body is read. Each request
-is served in its own task, so concurrent llm_query calls from kernel threads overlap;
-`cancel_requests` ends them when the execute that made them ends.
+is served as a task of its own whose first step runs as soon as it is read (eager.py): an
+answer the handler has at once goes back in the same loop iteration, while concurrent
+llm_query calls from kernel threads still overlap; `cancel_requests` ends them when the
+execute that made them ends.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from rlm.errors import RequestsRefused
 from rlm.kernel_image.rlm_kernel import protocol
 from rlm.kernel_image.rlm_kernel.protocol import BadFrame, CallbackConfig, FrameReader, Signer
+from rlm.sandbox.eager import EagerStarter
 from rlm.sandbox.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,7 @@ class CallbackServer:
         self._tasks: dict[asyncio.Task[None], float] = {}
         self._expired: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
+        self._starter: EagerStarter | None = None
 
     @property
     def endpoint(self) -> str:
@@ -90,9 +94,9 @@ class CallbackServer:
 
     async def start(self) -> None:
         path = self.run_dir.callback_socket
-        self._server = await asyncio.get_running_loop().create_unix_server(
-            lambda: _Connection(self), str(path)
-        )
+        loop = asyncio.get_running_loop()
+        self._starter = EagerStarter(loop)
+        self._server = await loop.create_unix_server(lambda: _Connection(self), str(path))
         # A rootful engine runs the kernel under the image's uid: it must be able to connect.
         # Only that uid and ours can reach this directory.
         path.chmod(0o666)
@@ -113,8 +117,11 @@ class CallbackServer:
         except Exception as exc:  # forged, unsigned, replayed or garbage: never served
             self._reject(exc)
             return False
+        assert self._starter is not None
+        task = self._starter.start(self._serve(connection, message))
+        if task is None:
+            return True  # answered already
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._serve(connection, message))
         self._tasks[task] = deadline = loop.time() + self.request_timeout
         if self._watchdog is None:
             self._watchdog = loop.call_at(deadline, self._expire)
@@ -234,6 +241,9 @@ class CallbackServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        if self._starter is not None:
+            await self._starter.close()
+            self._starter = None
 
 
 class _Connection(asyncio.Protocol):
