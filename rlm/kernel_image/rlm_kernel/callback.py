@@ -8,12 +8,14 @@ round trip wakes one thread on each side and nothing else.
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import struct
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from rlm_kernel.protocol import CallbackConfig, FrameReader, Signer
@@ -29,6 +31,14 @@ class _Connection:
     signer: Signer
     reader: FrameReader
     pid: int  # a forked child must not share its parent's connection
+    # Request ids: a random prefix per connection and a count make every request (and so
+    # its signature, which the host checks for replays) unique, for a random draw per
+    # connection rather than per call.
+    prefix: str = field(default_factory=lambda: os.urandom(8).hex())
+    count: Iterator[int] = field(default_factory=itertools.count)
+
+    def next_id(self) -> str:
+        return f"{self.prefix}{next(self.count)}"
 
 
 class CallbackClient:
@@ -70,8 +80,8 @@ class CallbackClient:
 
     def call(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
-        request_id = os.urandom(12).hex()
         connection = self._connection()
+        request_id = connection.next_id()
         frame = connection.signer.pack({"id": request_id, "type": kind, **body})
         if len(frame) > self._max_message_bytes:
             # The host would drop the connection unread; say why now instead.
