@@ -36,12 +36,13 @@ class EagerStarter:
 
     def start(self, coro: Request) -> asyncio.Task[None] | None:
         """Run `coro` until it first suspends. None if it finished (an exception it raised
-        propagates), else the task that runs the rest of it."""
+        propagates), else the task that runs the rest of it. Call it from a callback of
+        the loop, never from a task (asyncio refuses to enter a task in a task)."""
         spare = self._spare
-        if not spare.ready or asyncio.current_task(self._loop) is not None:
-            # Not parked yet (made in this iteration), cancelled by a stray cancel(), or
-            # called from a task: a task of its own for this coroutine (and a fresh spare
-            # for the next one if this one is lost).
+        if not spare.ready:
+            # Not parked yet (made in this iteration) or cancelled by a stray cancel(): a
+            # task of its own for this coroutine (and a fresh spare for the next one if
+            # this one is lost).
             if spare.task.done() or spare.task.cancelling():
                 self._spare = _Spare(self._loop)
             return self._loop.create_task(coro)

@@ -63,6 +63,35 @@ async def test_threads_get_concurrent_service(runtime: str) -> None:
     assert all(start < first_end for _, start, _ in handler.calls)
 
 
+async def test_a_forked_child_gets_a_connection_of_its_own(runtime: str) -> None:
+    """Parent and child ask at once after a fork: sharing the parent's socket, each would
+    read answers meant for the other and wait for its own until the timeout."""
+    handler = RecordingHandler(delay=0.002)
+    limits = SandboxLimits(callback_timeout=5)
+    async with Sandbox("x", llm_handler=handler, runtime=runtime, limits=limits) as box:
+        result = await box.execute(
+            "import os\n"
+            "def ask(who):\n"
+            "    try:\n"
+            "        return all(\n"
+            "            llm_query(f'{who} {i}') == f'answer to {who} {i}' for i in range(20)\n"
+            "        )\n"
+            "    except Exception:\n"
+            "        return False\n"
+            "llm_query('before the fork')\n"
+            "read, write = os.pipe()\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os.write(write, b'1' if ask('child') else b'0')\n"
+            "    os._exit(0)\n"
+            "parent = ask('parent')\n"
+            "os.waitpid(pid, 0)\n"
+            "print(parent, os.read(read, 1) == b'1')",
+            timeout=60,
+        )
+    assert result.stdout == "True True\n", (result.stdout, result.error)
+
+
 async def read_reply(reader: asyncio.StreamReader, signer: Signer) -> dict[str, object]:
     (size,) = FRAME_HEADER.unpack(await reader.readexactly(FRAME_HEADER.size))
     return signer.unpack(await reader.readexactly(size))
