@@ -89,15 +89,15 @@ class _Spare:
         # Started before any step runs under this task: a cancel() can only reach the
         # coroutine below, never skip it.
         self._parked = True
+        cancelled = False
         try:
             await self._wakeup
         except asyncio.CancelledError:
             if self._handed is None:
                 raise  # cancelled while parked: nothing to run
-            await _resume(*self._handed, cancelled=True)
-            return
+            cancelled = True
         assert self._handed is not None
-        await _resume(*self._handed, cancelled=False)
+        await _resume(*self._handed, cancelled=cancelled)
 
 
 @types.coroutine
