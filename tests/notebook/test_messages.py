@@ -106,3 +106,79 @@ def test_the_kernel_runs_without_a_shell_channel_thread(client: BlockingKernelCl
     _, messages = execute(client, "import threading\nsorted(t.name for t in threading.enumerate())")
     names = of_type(messages, "execute_result")[0]["data"]["text/plain"]
     assert "IOPub" in names and "Shell channel" not in names
+
+
+def replies(client: BlockingKernelClient, msg_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The execute_reply of each of `msg_ids`, whatever order they come in."""
+    found: dict[str, dict[str, Any]] = {}
+    while len(found) < len(msg_ids):
+        reply = client.get_shell_msg(timeout=30)
+        if (parent := reply["parent_header"].get("msg_id")) in msg_ids:
+            found[parent] = reply
+    return found
+
+
+def test_requests_queued_behind_a_failure_are_aborted(client: BlockingKernelClient) -> None:
+    # Sent together, so the second and third wait in the kernel while the first fails.
+    ids = [client.execute("import time\ntime.sleep(0.3)\n1 / 0")]
+    ids += [client.execute("aborted_one = 1"), client.execute("aborted_two = 1")]
+    got = replies(client, ids)
+    assert [got[i]["content"]["status"] for i in ids] == ["error", "aborted", "aborted"]
+    # Only what was queued then: the next request runs, and nothing above had.
+    reply, messages = execute(client, "'aborted_one' in globals() or 'aborted_two' in globals()")
+    assert reply["status"] == "ok"
+    assert of_type(messages, "execute_result")[0]["data"]["text/plain"] == "False"
+    # Without stop_on_error, the queue goes on.
+    ids = [client.execute("1 / 0", stop_on_error=False), client.execute("ran = 1")]
+    got = replies(client, ids)
+    assert [got[i]["content"]["status"] for i in ids] == ["error", "ok"]
+
+
+def test_requests_stay_in_order_behind_an_awaiting_cell(client: BlockingKernelClient) -> None:
+    ids = [client.execute("import asyncio\nawait asyncio.sleep(0.3)\nfirst = 1")]
+    ids += [client.execute("second = first + 1"), client.execute("second")]
+    got = replies(client, ids)
+    assert [got[i]["content"]["status"] for i in ids] == ["ok", "ok", "ok"]
+    counts = [got[i]["content"]["execution_count"] for i in ids]
+    assert counts == sorted(counts) and len(set(counts)) == 3
+
+
+def test_input_reaches_the_front_end(client: BlockingKernelClient) -> None:
+    msg_id = client.execute("name = input('name? ')", allow_stdin=True)
+    request = client.get_stdin_msg(timeout=30)
+    assert request["msg_type"] == "input_request"
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert request["content"]["prompt"] == "name? "
+    client.input("ada")
+    assert replies(client, [msg_id])[msg_id]["content"]["status"] == "ok"
+    _, messages = execute(client, "name")
+    assert of_type(messages, "execute_result")[0]["data"]["text/plain"] == "'ada'"
+
+
+def test_output_of_a_thread_started_by_a_cell(client: BlockingKernelClient) -> None:
+    code = (
+        "import threading\n"
+        "worker = threading.Thread(target=print, args=('from a thread',))\n"
+        "worker.start(); worker.join()"
+    )
+    reply, messages = execute(client, code)
+    assert reply["status"] == "ok"
+    assert "from a thread" in "".join(m["text"] for m in of_type(messages, "stream"))
+
+
+def test_headers_of_the_kernels_messages(client: BlockingKernelClient) -> None:
+    msg_id = client.execute("x = 1")
+    reply = replies(client, [msg_id])[msg_id]
+    statuses = []
+    while len(statuses) < 2:
+        msg = client.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status":
+            statuses.append(msg)
+    # (jupyter_client checked every signature: an unsigned or ill-signed one never arrives.)
+    for msg in (reply, *statuses):
+        assert msg["header"]["session"] == reply["header"]["session"]
+        assert msg["header"]["version"] and msg["header"]["username"]
+        assert msg["header"]["date"].tzinfo is not None  # parsed back by jupyter_client
+    ids = {msg["header"]["msg_id"] for msg in (reply, *statuses)}
+    assert len(ids) == 3
+    assert reply["metadata"]["status"] == "ok" and "started" in reply["metadata"]

@@ -8,12 +8,15 @@ import threading
 from typing import Any
 
 from ipykernel.ipkernel import IPythonKernel
+from jupyter_client.session import protocol_version
 
 from rlm_kernel import protocol
 from rlm_kernel.caps import OutputCap, clip, clip_lines
 from rlm_kernel.protocol import Env
 from rlm_kernel.runtime import Runtime
 from rlm_kernel.shell import RLMShell
+from rlm_kernel.shell_channel import ShellChannel
+from rlm_kernel.wire import Request, Wire, now
 
 
 class _NoShellChannelThread:
@@ -77,29 +80,149 @@ class RLMKernel(IPythonKernel):
         if self.echo_input:
             super()._publish_execute_input(code, parent, execution_count)
 
-    async def do_execute(  # type: ignore[override]
+    def start(self) -> None:
+        super().start()
+        if not self.shell_channel_thread:  # RLMKernelApp: the main thread reads the shell
+            self._wire = Wire(self.session, protocol_version)
+            self._status_topic = self._topic("status")
+            self._shell_channel = ShellChannel(self, self._wire)
+            self._shell_channel.start()
+
+    # --- execute requests handled by ShellChannel, with no task and no Session ---------
+
+    def execute_now(self, request: Request, parent: dict[str, Any]) -> None:
+        """Run an execute request whose code runs synchronously, and answer it.
+
+        The same steps as ipykernel's dispatch_shell and execute_request, in one call.
+        """
+        wire, idents = self._wire, request.idents
+        self.set_parent(idents, parent, channel="shell")
+        self._send_status(b"busy", request.raw_header)
+        started = now()
+        try:
+            if self._aborting:  # a cell run by ipykernel failed with stop_on_error
+                self._send_abort_reply(self.shell_stream, parent, idents)
+                return
+            content = parent["content"]
+            silent = bool(content.get("silent", False))
+            if not silent:
+                self.execution_count += 1
+                self._publish_execute_input(content["code"], parent, self.execution_count)
+            self.pre_handler_hook()
+            try:
+                reply = self._run_cell_now(
+                    content["code"],
+                    silent,
+                    content.get("store_history", not silent),
+                    content.get("user_expressions") or {},
+                    bool(content.get("allow_stdin", False)),
+                    parent["metadata"].get("cellId"),
+                )
+            finally:
+                self.post_handler_hook()
+            if sys.stdout is not None:
+                sys.stdout.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            metadata = {
+                "started": started,
+                "dependencies_met": True,
+                "engine": self.ident,
+                "status": reply["status"],
+            }
+            if reply["status"] == "error" and not silent and content.get("stop_on_error", True):
+                # Before the reply goes out: what is queued now was sent without knowing
+                # of the failure, and is aborted.
+                self._shell_channel.hold_waiting()
+            self.shell_stream.send_multipart(
+                wire.encode(
+                    "execute_reply",
+                    wire.pack(reply),
+                    request.raw_header,
+                    wire.pack(metadata),
+                    idents,
+                )
+            )
+        except Exception:
+            self.log.error("Exception in execute request:", exc_info=True)
+        except KeyboardInterrupt:  # an interrupt between cells must not end the kernel
+            self.log.error("KeyboardInterrupt caught in kernel.")
+        finally:
+            self._send_status(b"idle", request.raw_header)
+
+    def abort_now(self, request: Request) -> None:
+        """Answer an execute request queued behind a cell that failed (stop_on_error)."""
+        parent = request.message({}, {})
+        self.set_parent(request.idents, parent, channel="shell")
+        self._send_status(b"busy", request.raw_header)
+        try:
+            self._send_abort_reply(self.shell_stream, parent, request.idents)
+        finally:
+            self._send_status(b"idle", request.raw_header)
+
+    def _send_status(self, state: bytes, parent_header: bytes) -> None:
+        self.iopub_socket.send_multipart(
+            self._wire.encode(
+                "status",
+                b'{"execution_state": "%s"}' % state,
+                parent_header,
+                idents=self._status_topic,
+            )
+        )
+
+    def _run_cell_now(
         self,
         code: str,
         silent: bool,
-        store_history: bool = True,
-        user_expressions: dict | None = None,
-        allow_stdin: bool = False,
-        *,
-        cell_meta: dict | None = None,
-        cell_id: str | None = None,
+        store_history: bool,
+        user_expressions: dict[str, Any],
+        allow_stdin: bool,
+        cell_id: str | None,
     ) -> dict[str, Any]:
+        """IPythonKernel.do_execute for a cell with no top-level `await`, without its
+        coroutine and its per-call look at run_cell's signature."""
+        self._before_cell()
+        shell = self.shell
+        self._forward_input(allow_stdin)
+        try:
+            result = shell.run_cell(
+                code, store_history=store_history, silent=silent, cell_id=cell_id
+            )
+        finally:
+            self._restore_input()
+        reply: dict[str, Any] = {}
+        error = result.error_before_exec
+        if error is None:
+            error = result.error_in_exec
+        if result.success and not getattr(shell, "_last_traceback_during_displayhook", False):
+            reply["status"] = "ok"
+        else:
+            reply.update(
+                status="error",
+                traceback=shell._last_traceback or [],
+                ename=type(error).__name__,
+                evalue=str(error),
+                engine_info={
+                    "engine_uuid": self.ident,
+                    "engine_id": self.int_id,
+                    "method": "execute",
+                },
+            )
+        reply["execution_count"] = shell.execution_count - 1
+        ok = reply["status"] == "ok"
+        reply["user_expressions"] = shell.user_expressions(user_expressions) if ok else {}
+        reply["payload"] = shell.payload_manager.read_payload()
+        shell.payload_manager.clear_payload()
+        return self._after_cell(reply)
+
+    # --- what rlm adds to every execute, on either path ----------------------------------
+
+    def _before_cell(self) -> None:
         self.runtime.final = self.runtime.finish = None
         self.output_cap.reset()
         self.shell.forget_transform()
-        reply = await super().do_execute(
-            code,
-            silent,
-            store_history,
-            user_expressions,
-            allow_stdin,
-            cell_meta=cell_meta,
-            cell_id=cell_id,
-        )
+
+    def _after_cell(self, reply: dict[str, Any]) -> dict[str, Any]:
         if reply.get("status") == "ok":  # not from a block that failed after setting it
             self.runtime.check_answer_dict()
         if "evalue" in reply:
@@ -123,6 +246,30 @@ class RLMKernel(IPythonKernel):
             protocol.REPLY_RESTORED: restored,
         }
         return reply
+
+    async def do_execute(  # type: ignore[override]
+        self,
+        code: str,
+        silent: bool,
+        store_history: bool = True,
+        user_expressions: dict | None = None,
+        allow_stdin: bool = False,
+        *,
+        cell_meta: dict | None = None,
+        cell_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Cells with top-level `await`, which ipykernel's own dispatch runs."""
+        self._before_cell()
+        reply = await super().do_execute(
+            code,
+            silent,
+            store_history,
+            user_expressions,
+            allow_stdin,
+            cell_meta=cell_meta,
+            cell_id=cell_id,
+        )
+        return self._after_cell(reply)
 
     def rlm_load_context(self, path: str, fmt: str) -> None:
         """protocol.LOAD_CONTEXT: replace CONTEXT from a file the host wrote (pooled kernels)."""

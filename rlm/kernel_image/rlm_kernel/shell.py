@@ -12,6 +12,12 @@ from typing import Any
 from ipykernel.zmqshell import ZMQInteractiveShell
 
 
+def may_run_async(cell: str) -> bool:
+    """False when `cell` surely has no top-level `await`, `async for` or `async with`:
+    each spells one of these words, and without them there is nothing to look for."""
+    return "await" in cell or "async" in cell
+
+
 class RLMShell(ZMQInteractiveShell):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -36,10 +42,8 @@ class RLMShell(ZMQInteractiveShell):
         transformed_cell: str | None = None,
         preprocessing_exc_tuple: Any = None,
     ) -> bool:
-        # Top-level `await`, `async for` and `async with` all spell one of these words:
-        # without them there is nothing to find, and no need to compile the cell to look.
-        cell = raw_cell if transformed_cell is None else transformed_cell
-        if "await" not in cell and "async" not in cell:
+        # No need to compile the cell to look for what it cannot contain.
+        if not may_run_async(raw_cell if transformed_cell is None else transformed_cell):
             return False
         return super().should_run_async(
             raw_cell,
