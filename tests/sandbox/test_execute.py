@@ -124,9 +124,9 @@ async def test_kernel_that_never_replies_is_reported(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("rlm.sandbox.sandbox.REPLY_GRACE", 0.5)
     async with Sandbox("x", runtime="local") as box:
         await box.execute(
-            "async def _broken(*args, **kwargs):\n"
+            "def _broken(*args, **kwargs):\n"
             "    raise RuntimeError('bug in the kernel')\n"
-            "get_ipython().kernel.do_execute = _broken"
+            "get_ipython().kernel._run_cell_now = _broken"
         )
         result = await box.execute("1 + 1", timeout=30)
     assert result.error is not None
@@ -145,13 +145,13 @@ async def test_malformed_reply_fields_from_the_kernel_are_ignored() -> None:
     async with Sandbox("x", runtime="local") as box:
         await box.execute(
             "_kernel = get_ipython().kernel\n"
-            "_real = type(_kernel).do_execute\n"
-            "async def _forged(self, *args, **kwargs):\n"
-            "    reply = await _real(self, *args, **kwargs)\n"
+            "_real = type(_kernel)._run_cell_now\n"
+            "def _forged(self, *args, **kwargs):\n"
+            "    reply = _real(self, *args, **kwargs)\n"
             "    reply['rlm'] = {'final': {'not': 'a string'}, 'output_dropped': 'many',\n"
             "                    'restored': [1, 'x']}\n"
             "    return reply\n"
-            "_kernel.do_execute = _forged.__get__(_kernel)"
+            "_kernel._run_cell_now = _forged.__get__(_kernel)"
         )
         result = await box.execute("y = 1")
     assert result.ok
