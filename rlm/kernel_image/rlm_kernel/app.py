@@ -8,6 +8,8 @@
 - Replies straight onto the shell socket, which only the main thread uses. ZMQStream would
   queue each reply, arm a write handler and send it on a later turn of the loop, about a
   tenth of a short execute; it sends with the same call, and a ROUTER socket never blocks.
+- Busy and idle sent from the main thread when no other IOPub message is on its way
+  (`DirectIOPub`), not through a wake-up of the IOPub thread each.
 - No DEBUG log records. The app's logger passes DEBUG to a handler that drops it: each
   execute built four records, one a dump of the whole request, only to throw them away.
 """
@@ -19,8 +21,14 @@ from typing import Any
 
 from ipykernel.kernelapp import IPKernelApp
 
+from rlm_kernel.iopub import DirectIOPub
+
 
 class RLMKernelApp(IPKernelApp):
+    def init_iopub(self, context: Any) -> None:
+        super().init_iopub(context)
+        self.direct_iopub = DirectIOPub(self.iopub_thread)
+
     def init_control(self, context: Any) -> None:
         super().init_control(context)
         self.shell_channel_thread = None

@@ -85,6 +85,8 @@ class RLMKernel(IPythonKernel):
         if not self.shell_channel_thread:  # RLMKernelApp: the main thread reads the shell
             self._wire = Wire(self.session, protocol_version)
             self._status_topic = self._topic("status")
+            direct = getattr(self.parent, "direct_iopub", None)  # RLMKernelApp's
+            self._send_iopub = direct.send if direct else self.iopub_socket.send_multipart
             self._shell_channel = ShellChannel(self, self._wire)
             self._shell_channel.start()
 
@@ -161,7 +163,7 @@ class RLMKernel(IPythonKernel):
             self._send_status(b"idle", request.raw_header)
 
     def _send_status(self, state: bytes, parent_header: bytes) -> None:
-        self.iopub_socket.send_multipart(
+        self._send_iopub(
             self._wire.encode(
                 "status",
                 b'{"execution_state": "%s"}' % state,
