@@ -24,6 +24,9 @@ def _apply_rlimits() -> None:
 
 def main() -> None:
     _apply_rlimits()
+    from rlm_kernel import lazy_packages
+
+    lazy_packages.install()
     from traitlets.config import Config
 
     from rlm_kernel.app import RLMKernelApp
