@@ -102,6 +102,17 @@ def test_magics_and_top_level_await(client: BlockingKernelClient) -> None:
     assert of_type(awaited, "execute_result")[0]["data"]["text/plain"] == "'awaited'"
 
 
+def test_ipython_syntax_is_still_transformed(client: BlockingKernelClient) -> None:
+    _, shelled = execute(client, "!echo from-a-shell")
+    assert "from-a-shell" in "".join(m["text"] for m in of_type(shelled, "stream"))
+    _, assigned = execute(client, "listing = !echo a b\nlisting.n")
+    assert of_type(assigned, "execute_result")[0]["data"]["text/plain"] == "'a b'"
+    helped, _ = execute(client, "len?")
+    assert [payload["source"] for payload in helped["payload"]] == ["page"]
+    _, plain = execute(client, "print('%d%%' % 5 if 1 != 2 else '?')")
+    assert of_type(plain, "stream") == [{"name": "stdout", "text": "5%\n"}]
+
+
 def test_the_kernel_runs_without_a_shell_channel_thread(client: BlockingKernelClient) -> None:
     _, messages = execute(client, "import threading\nsorted(t.name for t in threading.enumerate())")
     names = of_type(messages, "execute_result")[0]["data"]["text/plain"]
