@@ -20,7 +20,13 @@ from typing import Any
 
 # package -> {name read from the package at import time: the submodule defining it}
 DEFERRED = {
-    "jupyter_client": {"write_connection_file": "connect"},
+    # (ipykernel's app reads all three at every start: connection helpers, and a trait
+    # naming the blocking client class, resolved when the app is made.)
+    "jupyter_client": {
+        "write_connection_file": "connect",
+        "find_connection_file": "connect",
+        "BlockingKernelClient": "blocking",
+    },
     "dateutil.parser": {"isoparse": "isoparser"},
 }
 
