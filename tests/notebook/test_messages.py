@@ -177,6 +177,23 @@ def test_output_of_a_thread_started_by_a_cell(client: BlockingKernelClient) -> N
     assert "from a thread" in "".join(m["text"] for m in of_type(messages, "stream"))
 
 
+def test_a_forked_child_can_print(client: BlockingKernelClient) -> None:
+    # The child inherits the kernel's output machinery (and its locks) from a process
+    # whose other threads are gone: it must neither hang nor break the kernel.
+    code = (
+        "import os\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print('from the child', flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)[1]"
+    )
+    reply, messages = execute(client, code)
+    assert reply["status"] == "ok"
+    assert of_type(messages, "execute_result")[0]["data"]["text/plain"] == "0"
+    assert execute(client, "print('after')")[0]["status"] == "ok"
+
+
 def test_headers_of_the_kernels_messages(client: BlockingKernelClient) -> None:
     msg_id = client.execute("x = 1")
     reply = replies(client, [msg_id])[msg_id]

@@ -14,6 +14,7 @@ its handling of subscriptions (XPUB) included.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,9 @@ class DirectIOPub:
                 really_send(*args, **kwargs)
 
         thread._really_send = locked_send
+        # A child forked by user code while another thread held the lock would wait for it
+        # forever: the child has the only thread, so it starts with a fresh lock.
+        os.register_at_fork(after_in_child=self._after_fork)
         # On the thread, after whatever was queued before the lines above.
         self._schedule(self._take_over)
 
@@ -59,6 +63,10 @@ class DirectIOPub:
             else:
                 self._xpub_events = None
             self._ready = True
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = 0
 
     def _schedule(self, run: Callable[[], Any]) -> None:
         with self._lock:

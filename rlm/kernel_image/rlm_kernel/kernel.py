@@ -1,4 +1,9 @@
-"""RLMKernel: ipykernel's IPython kernel plus rlm's namespace, output caps and reply fields."""
+"""RLMKernel: ipykernel's IPython kernel plus rlm's namespace, output caps and reply fields.
+
+Execute requests that need no event loop are read, run and answered by `execute_now` from
+the main thread's own reader of the shell socket (`ShellChannel`); ipykernel's dispatch
+handles everything else.
+"""
 
 from __future__ import annotations
 
