@@ -139,6 +139,12 @@ def test_requests_queued_behind_a_failure_are_aborted(client: BlockingKernelClie
     reply, messages = execute(client, "'aborted_one' in globals() or 'aborted_two' in globals()")
     assert reply["status"] == "ok"
     assert of_type(messages, "execute_result")[0]["data"]["text/plain"] == "False"
+    # The same behind a cell with top-level `await`, which ipykernel's own dispatch runs.
+    ids = [client.execute("import asyncio\nawait asyncio.sleep(0.3)\n1 / 0")]
+    ids += [client.execute("aborted_three = 1"), client.execute("1 + 1")]
+    got = replies(client, ids)
+    assert [got[i]["content"]["status"] for i in ids] == ["error", "aborted", "aborted"]
+    assert execute(client, "'aborted_three' in globals()")[0]["status"] == "ok"
     # Without stop_on_error, the queue goes on.
     ids = [client.execute("1 / 0", stop_on_error=False), client.execute("ran = 1")]
     got = replies(client, ids)

@@ -67,6 +67,7 @@ class RLMKernel(IPythonKernel):
         # rlm's own host never shows the code back; Jupyter front ends want it echoed.
         self.echo_input = os.environ.get(Env.ECHO_INPUT, "1") != "0"
         self._told_restored = False
+        self._shell_channel: ShellChannel | None = None
 
     @property
     def _supports_kernel_subshells(self) -> bool:
@@ -107,9 +108,6 @@ class RLMKernel(IPythonKernel):
         self._send_status(b"busy", request.raw_header)
         started = now()
         try:
-            if self._aborting:  # a cell run by ipykernel failed with stop_on_error
-                self._send_abort_reply(self.shell_stream, parent, idents)
-                return
             content = parent["content"]
             silent = bool(content.get("silent", False))
             if not silent:
@@ -156,6 +154,22 @@ class RLMKernel(IPythonKernel):
             self.log.error("KeyboardInterrupt caught in kernel.")
         finally:
             self._send_status(b"idle", request.raw_header)
+
+    def _abort_queues(self, subshell_id: str | None = None) -> None:
+        """After a failed cell that ipykernel ran itself (top-level `await`): its own way
+        flushes the shell stream, which would drop the requests ShellChannel has yet to
+        read. Hold them instead: ShellChannel aborts the execute requests among them once
+        this request is finished, as for the cells it runs itself; those already passed
+        on to ipykernel's dispatch see `_aborting` until all of them are done."""
+        if self._shell_channel is None:
+            super()._abort_queues(subshell_id)
+            return
+        self._aborting = True
+        self._shell_channel.hold_waiting()
+
+    def stop_aborting(self) -> None:
+        """Called by ShellChannel when no request passed on to ipykernel is left."""
+        self._aborting = False
 
     def abort_now(self, request: Request) -> None:
         """Answer an execute request queued behind a cell that failed (stop_on_error)."""

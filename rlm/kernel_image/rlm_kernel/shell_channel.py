@@ -84,22 +84,26 @@ class ShellChannel:
             return False
         self._wire.accept(request)
         self._kernel.execute_now(request, request.message(content, metadata))
-        held, self._held = self._held, []
-        for frames in held:
-            waiting = self._wire.read(frames)
-            if waiting is not None and waiting.msg_type == "execute_request":
-                self._wire.accept(waiting)
-                self._kernel.abort_now(waiting)
-            else:
-                self._pass_on(frames)
+        self.abort_held()
         return True
 
     def hold_waiting(self) -> None:
-        """Take the requests waiting now, to abort the execute requests among them once
-        the current one is answered (a cell failed with stop_on_error, as ipykernel does)."""
+        """Take the requests waiting now: a cell failed with stop_on_error, and the execute
+        requests sent before its reply are to be aborted (`abort_held`), as ipykernel does."""
         socket = self._socket
         while socket.EVENTS & zmq.POLLIN:
             self._held.append(socket.recv_multipart(zmq.NOBLOCK))
+
+    def abort_held(self) -> None:
+        """Answer the held execute requests as aborted; pass the other requests on."""
+        held, self._held = self._held, []
+        for frames in held:
+            request = self._wire.read(frames)
+            if request is not None and request.msg_type == "execute_request":
+                self._wire.accept(request)
+                self._kernel.abort_now(request)
+            else:
+                self._pass_on(frames)
 
     def _pass_on(self, frames: list[bytes]) -> None:
         self._passed_on += 1
@@ -113,6 +117,9 @@ class ShellChannel:
         self._passed_on -= 1
         if not task.cancelled() and task.exception() is not None:
             log.error("shell request failed", exc_info=task.exception())
+        self.abort_held()  # held if the request was a cell that failed (stop_on_error)
+        if not self._passed_on:
+            self._kernel.stop_aborting()
         # The handler may have sent on the socket, which can swallow the descriptor's
         # signal for a request that arrived meanwhile.
         self.drain()
