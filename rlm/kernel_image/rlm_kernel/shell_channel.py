@@ -40,9 +40,11 @@ class ShellChannel:
         self._held: list[list[bytes]] = []
 
     def start(self) -> None:
-        """Take the socket over from the kernel's ZMQStream (which must not read it too)."""
+        """Take the socket over from the kernel's ZMQStream, which no longer reads it on
+        its own. Its callback stays ours: ipykernel's GUI event loops (qt, tk, ...) read
+        requests with the stream's flush(), which would drop them without one."""
         stream = self._kernel.shell_stream
-        stream.stop_on_recv()
+        stream.on_recv(self._receive)
         stream.io_loop.remove_handler(self._socket)
         self._loop.add_reader(self._socket.FD, self.drain)
         self.drain()  # requests that arrived before the reader existed
@@ -61,13 +63,26 @@ class ShellChannel:
         socket = self._socket
         try:
             while socket.EVENTS & zmq.POLLIN:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
-                request = None if self._passed_on else self._wire.read(frames)
-                # (A request that fails the check goes on too: Session refuses it and logs.)
-                if request is None or not self._handle(request):
-                    self._pass_on(frames)
+                self._route(socket.recv_multipart(zmq.NOBLOCK))
         finally:
             self._draining = False
+
+    def _receive(self, frames: list[bytes]) -> None:
+        """A request read by the ZMQStream (a GUI event loop's flush)."""
+        if self._draining:  # from inside a cell: it waits for the cell, as in ipykernel
+            self._pass_on(frames)
+            return
+        self._draining = True
+        try:
+            self._route(frames)
+        finally:
+            self._draining = False
+
+    def _route(self, frames: list[bytes]) -> None:
+        request = None if self._passed_on else self._wire.read(frames)
+        # (A request that fails the check goes on too: Session refuses it and logs.)
+        if request is None or not self._handle(request):
+            self._pass_on(frames)
 
     def _handle(self, request: Request) -> bool:
         """Handle `request` here if it is an execute request that can run now."""
