@@ -7,6 +7,7 @@ handles everything else.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -158,18 +159,20 @@ class RLMKernel(IPythonKernel):
     def _abort_queues(self, subshell_id: str | None = None) -> None:
         """After a failed cell that ipykernel ran itself (top-level `await`): its own way
         flushes the shell stream, which would drop the requests ShellChannel has yet to
-        read. Hold them instead: ShellChannel aborts the execute requests among them once
-        this request is finished, as for the cells it runs itself; those already passed
-        on to ipykernel's dispatch see `_aborting` until all of them are done."""
+        read. Hold those instead (ShellChannel aborts the execute requests among them
+        once this request is finished, as for the cells it runs itself); the ones already
+        passed on wait for the lock that runs cells, and see `_aborting` until a task
+        queued on that lock behind them clears it, as ipykernel 7 does with a message."""
         if self._shell_channel is None:
             super()._abort_queues(subshell_id)
             return
         self._aborting = True
         self._shell_channel.hold_waiting()
+        self._stopping_abort = asyncio.ensure_future(self._stop_aborting_in_turn())
 
-    def stop_aborting(self) -> None:
-        """Called by ShellChannel when no request passed on to ipykernel is left."""
-        self._aborting = False
+    async def _stop_aborting_in_turn(self) -> None:
+        async with self._main_asyncio_lock:
+            self._aborting = False
 
     def abort_now(self, request: Request) -> None:
         """Answer an execute request queued behind a cell that failed (stop_on_error)."""

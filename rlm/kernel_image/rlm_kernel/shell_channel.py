@@ -133,8 +133,6 @@ class ShellChannel:
         if not task.cancelled() and task.exception() is not None:
             log.error("shell request failed", exc_info=task.exception())
         self.abort_held()  # held if the request was a cell that failed (stop_on_error)
-        if not self._passed_on:
-            self._kernel.stop_aborting()
         # The handler may have sent on the socket, which can swallow the descriptor's
         # signal for a request that arrived meanwhile.
         self.drain()
