@@ -18,7 +18,6 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-from click.utils import make_default_short_help
 
 from rlm.cli.config import CONFIG_KEY, ENV_PREFIX, Config
 from rlm.cli.errors import ExitCode, OneLineErrors
@@ -75,7 +74,7 @@ class RLMGroup(OneLineErrors, click.Group):
         # As click lays it out: the help shortened to what fits beside the longest name.
         limit = formatter.width - 6 - max(len(name) for name in names)
         rows = [
-            (name, make_default_short_help(SUBCOMMANDS[name].summary, limit))
+            (name, click.Command(name, help=SUBCOMMANDS[name].summary).get_short_help_str(limit))
             if name in SUBCOMMANDS and name not in self.commands
             else (name, self.commands[name].get_short_help_str(limit))
             for name in names
