@@ -4,13 +4,15 @@
 
 The sandbox mounts the file read-only and the kernel maps it, so a 1 GiB file costs the
 host one reading pass (to check it is UTF-8 and count what the prompt describes) instead
-of a decode, a second copy on disk and the memory to hold both.
+of a decode, a second copy on disk and the memory to hold both. `ContextFile.unchecked`
+leaves that pass to the sandbox, which makes it while its kernel starts.
 """
 
 from __future__ import annotations
 
 import codecs
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +23,33 @@ CHUNK_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ContextFile:
-    """A checked UTF-8 text file; CONTEXT is its text, a str. Build it with `check`."""
+    """A UTF-8 text file; CONTEXT is its text, a str. Build it with `check`, or with
+    `unchecked` to have the sandbox check it while its kernel starts (the counts are None
+    until then: `Sandbox.context_file` holds the checked one)."""
 
     path: Path
-    chars: int
-    lines: int
-    blank: bool  # nothing but whitespace, as `not text.strip()` says of a str
+    chars: int | None = None
+    lines: int | None = None
+    blank: bool | None = None  # nothing but whitespace, as `not text.strip()` says of a str
+
+    @property
+    def checked(self) -> bool:
+        return self.chars is not None
+
+    @classmethod
+    def unchecked(cls, path: str | os.PathLike[str]) -> ContextFile:
+        """`path` if it is a readable regular file; whether it is UTF-8 is left to the
+        sandbox, whose start fails with NotUtf8Error if it is not."""
+        path = Path(path).resolve()
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            raise ContextFileError(f"cannot read context file {path}: {exc.strerror}") from None
+        if not stat.S_ISREG(mode):
+            raise ContextFileError(f"context file {path} is not a regular file")
+        if not os.access(path, os.R_OK):
+            raise ContextFileError(f"cannot read context file {path}: Permission denied")
+        return cls(path)
 
     @classmethod
     def check(cls, path: str | os.PathLike[str]) -> ContextFile:

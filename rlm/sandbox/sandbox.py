@@ -87,6 +87,10 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self._context = context
         self._context_file = Path(context_file) if context_file is not None else None
+        # The file CONTEXT is read from, with its counts once the start has checked it.
+        self.context_file: ContextFile | None = (
+            context if isinstance(context, ContextFile) and context.checked else None
+        )
         self._handler = llm_handler
         self._image = image
         self._batch_concurrency = batch_concurrency
@@ -233,7 +237,7 @@ class Sandbox:
             elif pending is not None:
                 # A file named by path is checked while the kernel starts (the check is
                 # a whole reading pass); a kernel that cannot decode it fails meanwhile.
-                ContextFile.check(pending)
+                self.context_file = ContextFile.check(pending)
         except OSError as exc:
             return SandboxError(f"could not write the context for the kernel: {exc}")
         except ContextFileError as exc:
@@ -242,7 +246,7 @@ class Sandbox:
 
     def _place_context(self, placed: Future[tuple[Path | None, str]]) -> PendingWrite | Path | None:
         """Make the context's file the kernel can be started with (a str's is not written
-        yet); return what is left to do: the write, or the check of a file named by path."""
+        yet); return what is left to do: the write, or the check of a file not checked yet."""
         assert self._run_dir is not None
         if self._context_file is not None:
             fmt = "json" if self._context_file.suffix == ".json" else "text"
@@ -251,9 +255,9 @@ class Sandbox:
         if self._context is None:
             placed.set_result((None, "text"))
             return None
-        if isinstance(self._context, ContextFile):  # checked when it was made
+        if isinstance(self._context, ContextFile):
             placed.set_result((self._shareable(self._context.path, "text"), "text"))
-            return None
+            return None if self._context.checked else self._context.path
         data, fmt = serialize(self._context)
         path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
         pending = PendingWrite.create(path, data)

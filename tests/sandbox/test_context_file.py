@@ -65,3 +65,15 @@ def test_empty_missing_and_truncated_files(tmp_path: Path) -> None:
     cut.write_bytes("\u20ac".encode()[:2])
     with pytest.raises(NotUtf8Error, match="truncated"):
         ContextFile.check(cut)
+
+
+def test_unchecked_refuses_what_is_not_a_readable_file(tmp_path: Path) -> None:
+    document = tmp_path / "doc.txt"
+    document.write_text("text")
+    unchecked = ContextFile.unchecked(document)
+    assert (unchecked.path, unchecked.checked, unchecked.chars) == (document.resolve(), False, None)
+    assert ContextFile.check(document).checked
+    with pytest.raises(ContextFileError, match="not a regular file"):
+        ContextFile.unchecked(tmp_path)
+    with pytest.raises(ContextFileError, match="cannot read"):
+        ContextFile.unchecked(tmp_path / "missing.txt")

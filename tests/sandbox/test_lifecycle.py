@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm.errors import ContextFileError, ImageNotFoundError, SandboxError
+from rlm.errors import ContextFileError, ImageNotFoundError, NotUtf8Error, SandboxError
 from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.limits import SandboxLimits
@@ -147,6 +147,20 @@ async def test_context_file_that_is_not_utf8(tmp_path: Path) -> None:
         await Sandbox(context_file=bad).start()
     with pytest.raises(ContextFileError, match="cannot read"):
         await Sandbox(context_file=tmp_path / "missing.txt").start()
+
+
+async def test_an_unchecked_context_file_is_checked_by_the_start(tmp_path: Path) -> None:
+    bad = tmp_path / "doc.txt"
+    bad.write_bytes(b"fine text \xff\xfe broken")
+    with pytest.raises(NotUtf8Error, match=r"byte 0xff at offset 10"):
+        await Sandbox(ContextFile.unchecked(bad)).start()
+    good = tmp_path / "good.txt"
+    good.write_text("caf\u00e9\nau lait")
+    async with Sandbox(ContextFile.unchecked(good)) as box:
+        result = await box.execute("print(CONTEXT)")
+        # The start counted it, as ContextFile.check does.
+        assert box.context_file == ContextFile.check(good)
+    assert result.stdout == "caf\u00e9\nau lait\n"
 
 
 async def test_context_file_is_mounted_read_only(tmp_path: Path) -> None:
