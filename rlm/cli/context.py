@@ -10,6 +10,8 @@ file and the fix.
 
 A single regular UTF-8 file is not read into memory: it becomes a ContextFile, which the
 sandbox mounts read-only where it lies (a 1 GiB file is checked in one pass, never copied).
+A large one is checked by the sandbox while its kernel starts, so a file that is not UTF-8
+after its first megabyte is refused when the run starts (run.py makes that a UsageProblem).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from rlm.cli.errors import UsageProblem
+from rlm.errors import ContextFileError, NotUtf8Error
 
 if TYPE_CHECKING:
     from rlm.sandbox.context_file import ContextFile
@@ -29,6 +32,9 @@ STDIN_KEY = "<stdin>"
 # Text files hold no NUL bytes; binary formats (images, archives, PDFs) nearly always
 # do within their first few kilobytes.
 BINARY_SNIFF_BYTES = 8192
+# A file this small is checked at once (in about a millisecond); a larger one whose head
+# shows it is not blank is left to the sandbox to check while its kernel starts.
+EAGER_CHECK_BYTES = 1024 * 1024
 SKIPPED_NAMES_SHOWN = 10
 ENCODING_HINT = "name its encoding with --encoding, e.g. --encoding latin-1"
 
@@ -76,8 +82,9 @@ def is_empty(context: str | list[str] | dict[str, str] | ContextFile) -> bool:
     """Whether no part of the context holds any text but whitespace."""
     if isinstance(context, str):
         return not context.strip()
-    if not isinstance(context, list | dict):  # a ContextFile, which counted as it checked
-        return context.blank
+    if not isinstance(context, list | dict):
+        # A ContextFile: counted as it was checked, or left unchecked as its head had text.
+        return bool(context.blank)
     parts = context.values() if isinstance(context, dict) else context
     return all(not part.strip() for part in parts)
 
@@ -98,16 +105,26 @@ def _is_utf8(encoding: str) -> bool:
 
 def _context_file(path: Path) -> ContextFile:
     # Imported here: the sandbox's stack loads only when a run needs it.
-    from rlm.errors import ContextFileError, NotUtf8Error
     from rlm.sandbox.context_file import ContextFile
 
-    _check_not_binary(_read_bytes(path, "context file", BINARY_SNIFF_BYTES), str(path))
+    head = _read_bytes(path, "context file", BINARY_SNIFF_BYTES)
+    _check_not_binary(head, str(path))
+    # Characters of the head that are not whitespace say the file is not blank (is_empty
+    # needs to know before the run): bytes cut or not UTF-8 are dropped, the check finds them.
+    shows_text = not head.decode("utf-8", errors="ignore").isspace()
     try:
+        if shows_text and path.stat().st_size > EAGER_CHECK_BYTES:
+            return ContextFile.unchecked(path)
         return ContextFile.check(path)
-    except NotUtf8Error as exc:
-        raise UsageProblem(f"{exc}: {ENCODING_HINT}") from None
     except ContextFileError as exc:
-        raise UsageProblem(str(exc)) from None
+        raise UsageProblem(context_file_problem(exc)) from None
+    except OSError as exc:
+        raise UsageProblem(f"cannot read context file {path}: {exc.strerror or exc}") from None
+
+
+def context_file_problem(exc: ContextFileError) -> str:
+    """The one line telling the user why a context file was refused."""
+    return f"{exc}: {ENCODING_HINT}" if isinstance(exc, NotUtf8Error) else str(exc)
 
 
 def _read_bytes(path: Path, what: str, limit: int = -1) -> bytes:

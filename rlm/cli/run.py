@@ -22,10 +22,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from rlm.backends import PRESETS
-from rlm.cli.context import check_encoding, is_empty, load_context, read_text
+from rlm.cli.context import (
+    check_encoding,
+    context_file_problem,
+    is_empty,
+    load_context,
+    read_text,
+)
 from rlm.cli.errors import ExitCode, UsageProblem, signal_exit_code
 from rlm.cli.preflight import backend_for, check_recursion, check_runtime, check_writable
 from rlm.cli.session import signal_name
+from rlm.errors import ContextFileError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -183,6 +190,9 @@ def execute(request: RunRequest, stdin: BinaryIO | None = None) -> int:
 
         with live_view(request.trace, lambda text: console.print(escape(text))) as trace:
             return _run(replace(request, trace=trace), console, backend, model, context, query)
+    except ContextFileError as exc:
+        # A large context file is checked as the run's sandbox starts (rlm.cli.context).
+        raise UsageProblem(context_file_problem(exc)) from None
     finally:
         backend.close()
 

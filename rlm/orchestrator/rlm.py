@@ -27,7 +27,7 @@ from rlm.orchestrator.trace import TraceWriter
 from rlm.orchestrator.tree import RunTree, Settings
 from rlm.sandbox import ContextFile, SandboxLimits
 
-# A ContextFile (ContextFile.check(path)) is a str CONTEXT the sandbox reads where it lies.
+# A ContextFile (ContextFile.check or .unchecked) is a str CONTEXT the sandbox reads where it lies.
 Context = str | list[Any] | dict[str, Any] | ContextFile
 
 
@@ -114,7 +114,8 @@ class RLM:
         self, context: Context, query: str, *, trace: str | os.PathLike[str] | None = None
     ) -> RLMResult:
         """Answer `query` about `context`. Failures come back as success=False, never
-        raised (a context of the wrong type raises TypeError: a caller's bug); cancelling
+        raised (a context of the wrong type raises TypeError: a caller's bug, and an
+        unchecked ContextFile that is not UTF-8 raises NotUtf8Error); cancelling
         the task releases every sandbox it started. `trace` names a JSONL file receiving
         the events of this completion alone (as well as the RLM's own `trace`)."""
         sinks = self._sinks()

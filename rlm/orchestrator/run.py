@@ -20,14 +20,14 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rlm.errors import BackendError, RLMError
+from rlm.errors import BackendError, ContextFileError, RLMError
 from rlm.orchestrator import feedback, prompts
 from rlm.orchestrator.budget import BudgetExceeded
 from rlm.orchestrator.events import preview
 from rlm.orchestrator.finish import Finish, plan
 from rlm.orchestrator.parsing import parse_reply
 from rlm.orchestrator.tree import RunTree
-from rlm.sandbox import ExecuteResult, LLMRequest, Sandbox
+from rlm.sandbox import ContextFile, ExecuteResult, LLMRequest, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,23 @@ class Run:
         self._entry: dict[str, Any] = {}
 
     async def solve(self, context: Any, query: str) -> Outcome:
-        """Run the loop to an outcome. Only cancellation escapes; the sandbox is released."""
+        """Run the loop to an outcome. Only cancellation escapes, and the ContextFileError
+        of an unchecked ContextFile (a caller's input, like a context of the wrong type);
+        the sandbox is released."""
+        sandbox: Sandbox | None = None
+        failed: Exception | None = None
+        if isinstance(context, ContextFile) and not context.checked:
+            # Its sandbox checks and counts the file while the kernel starts: the run is
+            # described once that is done (or, if the start failed otherwise, once checked
+            # here, to report that failure as the run's).
+            try:
+                sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
+                context = sandbox.context_file
+            except ContextFileError:
+                raise
+            except Exception as exc:
+                failed = exc
+                context = await asyncio.to_thread(ContextFile.check, context.path)
         description, kind, chars = prompts.describe_context(context)
         settings = self.tree.settings
         self._emit(
@@ -78,9 +94,11 @@ class Run:
             max_iterations=settings.max_iterations,
             max_depth=settings.max_depth,
         )
-        sandbox: Sandbox | None = None
         try:
-            sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
+            if failed is not None:
+                raise failed
+            if sandbox is None:
+                sandbox = await self.tree.sandboxes.acquire(context, self._sub_call, self.depth)
             self._emit("sandbox_open", container_id=sandbox.container_id)
             system = prompts.system_prompt(
                 description,

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rlm.cli.context import EAGER_CHECK_BYTES
 from tests.cli.conftest import LOCAL, invoke
 from tests.fakes.model_server import FakeModelServer, Reply
 
@@ -192,6 +193,19 @@ def test_non_utf8_context_needs_its_encoding(
 
     result = invoke([*args, "--encoding", "latin-1"])
     assert (result.exit_code, result.stdout) == (0, "1 cats\n")
+
+
+def test_a_large_non_utf8_context_fails_as_the_run_starts(
+    openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    # Past the first megabyte, the sandbox checks the file while its kernel starts.
+    big = tmp_path / "big.txt"
+    at = EAGER_CHECK_BYTES + 5
+    big.write_bytes(b"x" * at + "café cat".encode("latin-1"))
+    line = fails_with([*LOCAL, "--context-file", str(big), "--query", "q"])
+    assert f"is not utf-8 text (byte 0xe9 at offset {at + 3})" in line
+    assert "--encoding" in line
+    assert openai_server.requests == []
 
 
 def test_non_utf8_stdin(openai_server: FakeModelServer) -> None:

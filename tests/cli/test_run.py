@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rlm.cli.context import EAGER_CHECK_BYTES
 from tests.cli.conftest import LOCAL, invoke, repl
 from tests.fakes.model_server import FakeModelServer, Reply, last_user_text
 
@@ -45,6 +46,20 @@ def test_json_holds_the_whole_result(openai_server: FakeModelServer, cats: Path)
     assert data["cost_summary"]["calls"] == 3
     assert [step["iteration"] for step in data["history"]] == [1, 2]
     assert data["child_runs"] == []  # --max-depth 1: plain sub-calls only
+
+
+def test_a_large_context_file_is_described_once_its_sandbox_checked_it(
+    openai_server: FakeModelServer, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.txt"
+    text = "caf\u00e9 au lait\n" * (EAGER_CHECK_BYTES // 10)
+    big.write_text(text)
+    openai_server.handler = lambda request: repl("FINAL(str(len(CONTEXT)))")
+    result = invoke([*LOCAL, "--context-file", str(big), "--query", "How long?"])
+    assert (result.exit_code, result.stdout) == (0, f"{len(text)}\n"), result.stderr
+    system = openai_server.requests[0].json["messages"][0]["content"]
+    lines = text.count("\n") + 1
+    assert f"a str of {len(text):,} characters in {lines:,} lines" in system
 
 
 def test_no_answer_exits_1(openai_server: FakeModelServer, cats: Path) -> None:

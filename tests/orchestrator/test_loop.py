@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
-from rlm import RLM, RLMResult, RLMStats
+from rlm import RLM, ContextFile, RLMResult, RLMStats
 from rlm.backends import Message, ScriptedBackend
-from rlm.errors import AuthenticationError
+from rlm.errors import AuthenticationError, NotUtf8Error
 from rlm.orchestrator import SandboxFactory
-from tests.orchestrator.helpers import last_user, repl
+from tests.orchestrator.helpers import last_user, read_trace, repl
 
 NEEDLE_CONTEXT = "\n".join(
     f"line {i}: nothing to see here" if i != 3217 else "line 3217: the access code is 7431-ZX"
@@ -171,6 +172,41 @@ async def test_a_context_of_the_wrong_type_is_a_caller_error() -> None:
     backend = ScriptedBackend([])
     with pytest.raises(TypeError, match="str, list or dict"):
         await RLM(backend, runtime="local").acompletion(42, "q")  # type: ignore[arg-type]
+
+
+async def test_an_unchecked_context_file_is_described_once_its_sandbox_checked_it(
+    tmp_path: Path,
+) -> None:
+    document = tmp_path / "doc.txt"
+    document.write_text("caf\u00e9\nau lait")
+    backend = ScriptedBackend([repl("FINAL(CONTEXT)")])
+    rlm = RLM(backend, runtime="local")
+    result = await rlm.acompletion(ContextFile.unchecked(document), "Echo")
+    assert result.answer == "caf\u00e9\nau lait"
+    assert "a str of 12 characters in 2 lines" in (backend.calls[0].system or "")
+
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"ok \xff ok")
+    with pytest.raises(NotUtf8Error, match="byte 0xff at offset 3"):
+        await rlm.acompletion(ContextFile.unchecked(bad), "q")
+
+
+async def test_an_unchecked_context_file_whose_sandbox_failed_is_still_described(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def broken(self: SandboxFactory, *args: object) -> None:
+        raise RuntimeError("a bug in the factory")
+
+    monkeypatch.setattr(SandboxFactory, "acquire", broken)
+    document = tmp_path / "doc.txt"
+    document.write_text("caf\u00e9\nau lait")
+    trace = tmp_path / "trace.jsonl"
+    rlm = RLM(ScriptedBackend([]), runtime="local")
+    result = await rlm.acompletion(ContextFile.unchecked(document), "q", trace=trace)
+    assert result.error == "the run failed: RuntimeError: a bug in the factory"
+    events = read_trace(trace)
+    assert [e["type"] for e in events] == ["start", "error", "end"]
+    assert events[0]["context_chars"] == 12
 
 
 async def test_list_context_is_described_and_loaded_as_a_list() -> None:
