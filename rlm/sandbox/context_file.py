@@ -18,7 +18,10 @@ from pathlib import Path
 
 from rlm.errors import ContextFileError, NotUtf8Error
 
-CHUNK_BYTES = 16 * 1024 * 1024
+# 1 MiB stays in the CPU cache between the read and the scans over it: a 1 GiB check took
+# 0.51 s against 0.60 s with 16 MiB chunks (10 turns), and the GIL is given up more often
+# to the event loop starting the kernel meanwhile.
+CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
