@@ -347,6 +347,9 @@ async def run_benchmarks(repeat: int, with_container: bool, console: Console) ->
         for _ in range(LLM_QUERY_ROUNDS):
             round_trips["floor"] += _socket_floor_ms(calls)
             for runtime in runtimes:
+                # The engine's removal of the last run's container, on a worker thread, would
+                # otherwise share the two cores with the next turn's round trips.
+                await removals.drain()
                 round_trips[f"box {runtime}"] += await _llm_query_ms(boxes[runtime], calls)
                 round_trips[f"rlm {runtime}"] += await _rlm_llm_query_ms(runtime, calls)
 
