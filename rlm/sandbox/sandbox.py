@@ -195,9 +195,9 @@ class Sandbox:
         wait buys us nothing.
 
         One request at a time: a request sent before the kernel is up is not lost (the
-        relay holds it until the kernel's socket appears), and a second one arriving while
-        rlm's kernel answers the first could leave it never reading its shell socket again
-        (its replies skip ZMQStream, which would look for a request that came meanwhile).
+        relay holds it until the kernel's socket appears), so a resend only adds work to a
+        boot that is already slow. (It also spares images built before the kernel's own
+        request loop, which could stop reading requests when one arrived during a reply.)
         """
         channels, manager = self._channels, self._manager
         assert channels is not None and manager is not None
