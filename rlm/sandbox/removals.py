@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -40,12 +41,16 @@ _pending: set[Future[None]] = set()
 _lock = threading.Lock()
 
 
-def remove_later(container: Any, run_dir: RunDir | None) -> None:
-    """Remove `container` (a docker-py Container, or None), then `run_dir`, on a worker."""
+def remove_later(container: Any, run_dir: RunDir | None, *, engine: bool) -> None:
+    """Remove `container` (a docker-py Container, or None), then `run_dir`, on a worker.
+
+    With `engine`, any other container labelled with `run_dir` goes too; without it
+    (a sandbox that never ran on an engine) the engine is not asked at all.
+    """
     try:
-        future = _executor.submit(_remove, container, run_dir)
+        future = _executor.submit(_remove, container, run_dir, engine)
     except RuntimeError:  # the interpreter is shutting down: no new threads
-        _remove(container, run_dir)
+        _remove(container, run_dir, engine)
         return
     with _lock:
         _pending.add(future)
@@ -58,12 +63,17 @@ def pending() -> int:
         return len(_pending)
 
 
-async def drain(timeout: float = 60.0) -> None:
-    """Wait until every removal handed over so far is done (tests, benchmarks)."""
+def wait(timeout: float = 60.0) -> bool:
+    """Block until every removal handed over so far is done; False if some are not."""
     with _lock:
         waiting = list(_pending)
-    if waiting:
-        await asyncio.wait_for(asyncio.gather(*map(asyncio.wrap_future, waiting)), timeout)
+    return not futures.wait(waiting, timeout).not_done
+
+
+async def drain(timeout: float = 60.0) -> None:
+    """Wait until every removal handed over so far is done (tests, benchmarks)."""
+    if not await asyncio.to_thread(wait, timeout):
+        raise TimeoutError(f"background container removals still running after {timeout:g} s")
 
 
 def _forget(future: Future[None]) -> None:
@@ -71,11 +81,20 @@ def _forget(future: Future[None]) -> None:
         _pending.discard(future)
 
 
-def _remove(container: Any, run_dir: RunDir | None) -> None:
+def _remove(container: Any, run_dir: RunDir | None, engine: bool) -> None:
+    try:
+        _remove_now(container, run_dir, engine)
+    except Exception as exc:
+        # Nobody awaits a background removal: unlogged, this failure would leave a
+        # container behind without a word.
+        log.warning("a background removal failed: %r", exc, exc_info=exc)
+
+
+def _remove_now(container: Any, run_dir: RunDir | None, engine: bool) -> None:
     if container is not None and not remove_container(container):
         return  # the run directory stays: the reaper or the next sweep finds the container by it
     if run_dir is not None:
-        if not remove_leftovers(str(run_dir.path)):
+        if engine and not remove_leftovers(str(run_dir.path)):
             return
         run_dir.remove()
 

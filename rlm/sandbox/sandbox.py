@@ -311,7 +311,7 @@ class Sandbox:
         finally:
             # Whatever failed above, a container handed off is removed.
             if background:
-                removals.remove_later(container, self._run_dir)
+                removals.remove_later(container, self._run_dir, engine=self.runtime == "container")
             elif self._run_dir is not None:
                 self._run_dir.remove()
             self._run_dir = None

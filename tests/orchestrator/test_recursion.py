@@ -186,9 +186,9 @@ async def test_a_child_answers_and_the_pool_closes_without_waiting_for_removals(
     gate = threading.Event()
     remove = removals._remove
 
-    def held_back(container: Any, run_dir: Any) -> None:
+    def held_back(*removal: Any) -> None:
         gate.wait(120)
-        remove(container, run_dir)
+        remove(*removal)
 
     monkeypatch.setattr(removals, "_remove", held_back)
     held: list[int] = []

@@ -62,7 +62,7 @@ def test_a_refused_removal_is_retried_then_the_run_dir_goes(tmp_path: Path) -> N
     run_dir = RunDir(tmp_path / "r1-test")
     run_dir.path.mkdir()
     container = FakeContainer([BUSY, BUSY])
-    removals._remove(container, run_dir)
+    removals._remove_now(container, run_dir, engine=True)
     assert container.attempts == 3
     assert not run_dir.path.exists()
 
@@ -73,7 +73,7 @@ def test_a_container_that_stays_keeps_its_run_dir_for_the_reaper(
     run_dir = RunDir(tmp_path / "r1-test")
     run_dir.path.mkdir()
     container = FakeContainer([BUSY, BUSY, BUSY])
-    removals._remove(container, run_dir)
+    removals._remove_now(container, run_dir, engine=True)
     assert container.attempts == 3
     assert run_dir.path.exists()  # the reaper finds the container by its run directory
 
@@ -95,10 +95,45 @@ def test_a_container_the_sandbox_never_learnt_of_goes_by_its_label(
     monkeypatch.setattr(removals, "get_engine", lambda: engine)
     run_dir = RunDir(tmp_path / "r1-test")
     run_dir.path.mkdir()
-    removals._remove(None, run_dir)
+    removals._remove_now(None, run_dir, engine=True)
     assert stray.attempts == 1
     assert not run_dir.path.exists()
 
 
 def test_a_container_already_gone_counts_as_removed() -> None:
     assert removals.remove_container(FakeContainer([docker.errors.NotFound("gone")]))
+
+
+async def test_a_sandbox_that_ran_on_no_engine_never_asks_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A local sandbox closed in the background: its run directory goes, and no engine is
+    looked for (on a machine without one that would fail, and start a Podman service on
+    one that has it)."""
+
+    def no_engine() -> FakeEngine:
+        raise AssertionError("the engine was asked")
+
+    monkeypatch.setattr(removals, "get_engine", no_engine)
+    run_dir = RunDir(tmp_path / "r1-test")
+    run_dir.path.mkdir()
+    removals.remove_later(None, run_dir, engine=False)
+    await removals.drain()
+    assert not run_dir.path.exists()
+
+
+async def test_a_background_removal_that_fails_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nobody awaits a background removal: its failure is logged, not lost."""
+
+    def broken() -> FakeEngine:
+        raise RuntimeError("engine connection lost")
+
+    monkeypatch.setattr(removals, "get_engine", broken)
+    run_dir = RunDir(tmp_path / "r1-test")
+    run_dir.path.mkdir()
+    removals.remove_later(None, run_dir, engine=True)
+    assert removals.wait()
+    assert "a background removal failed: RuntimeError('engine connection lost')" in caplog.text
+    assert run_dir.path.exists()  # the reaper or the next sweep still finds it by this
