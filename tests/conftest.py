@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rlm.sandbox import engine
+from rlm.sandbox import engine, removals
 from rlm.sandbox.callback import LLMRequest
 from rlm.sandbox.sandbox import Sandbox
 
@@ -73,6 +73,9 @@ def _no_engine_without_the_container_mark(
     """
     if request.node.get_closest_marker("container"):
         return
+    # The engine stays hidden from the whole process: the previous test's background
+    # removals, still running, would fail (their containers left behind) without it.
+    assert removals.wait(), "background container removals of earlier tests are stuck"
 
     def refuse() -> engine.Engine:
         pytest.fail(f"{request.node.nodeid} reaches a container engine: mark it container")
