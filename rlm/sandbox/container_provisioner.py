@@ -79,6 +79,7 @@ class ContainerProvisioner(RlmProvisioner):
     engine: Engine | None = None
     _sealer: asyncio.Task[None] | None = None
     _launching: asyncio.Future[Any] | None = None
+    _handed_off = False
 
     @property
     def kernel_shared_dir(self) -> str:
@@ -312,7 +313,10 @@ class ContainerProvisioner(RlmProvisioner):
         return min(recommended, 2.0)
 
     def hand_off_container(self) -> Any:
+        """Give the container (None if there is none) to a caller that removes it, and any
+        other container labelled with the run directory, off the caller's path."""
         container, self.container = self.container, None
+        self._handed_off = True
         return container
 
     async def _remove_container(self) -> None:
@@ -335,7 +339,9 @@ class ContainerProvisioner(RlmProvisioner):
         if restart:
             self.remove_socket_files()
         else:
-            if self.container is None and self.engine is not None:
+            # Handed off, the leftovers go with the container (removals.remove_later): an
+            # engine listing here would cost a background close 0.1-0.5 s.
+            if self.container is None and self.engine is not None and not self._handed_off:
                 await asyncio.to_thread(removals.remove_leftovers, self.run_dir)
             self.release_run_dir()
 

@@ -7,6 +7,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,30 @@ async def test_kernels_start_concurrently_and_released_ones_are_removed() -> Non
         await pool.release(box)
         assert box.closed
     await removals.drain()
+    assert our_containers() <= before
+
+
+@pytest.mark.container
+async def test_closing_a_pool_leaves_the_engine_to_the_removal_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Closing a pool asks the engine nothing on the caller's path: the label search for
+    leftover containers runs on the removal worker, with the container's removal (it ran
+    on the close's path once, 0.25-0.5 s per close here)."""
+    searched_on: list[str] = []
+    search = removals.remove_leftovers
+
+    def recording(run_dir: str) -> bool:
+        searched_on.append(threading.current_thread().name)
+        return search(run_dir)
+
+    monkeypatch.setattr(removals, "remove_leftovers", recording)
+    before = our_containers()
+    async with SandboxPool(2) as pool:
+        await wait_ready(pool, 2)
+    await removals.drain()
+    assert len(searched_on) == 2
+    assert all(name.startswith("rlm-removal") for name in searched_on), searched_on
     assert our_containers() <= before
 
 
