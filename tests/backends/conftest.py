@@ -9,7 +9,7 @@ import pytest
 
 from rlm.backends import AnthropicBackend, OpenAICompatibleBackend
 from rlm.backends._sdk import SDKBackend
-from tests.fakes.fixtures import model_server  # noqa: F401 - re-exported fixture
+from tests.fakes.fixtures import model_server, start_fakellm  # noqa: F401 - re-exported
 from tests.fakes.model_server import FakeModelServer
 
 _ENV_VARS = (
