@@ -21,9 +21,13 @@ WAIT_S = 60
 
 
 def wait(driver: Any, condition: Any) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d))
+    # The viewer re-renders a panel on navigation: an element found a moment ago may be
+    # gone when the condition reads it, which only means "not yet".
+    waiting = WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(lambda d: condition(d))
 
 
 def css(driver: Any, selector: str) -> list[Any]:
