@@ -22,6 +22,7 @@ from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioner import default_image
 from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, base_dir
 from rlm.sandbox.sandbox import Sandbox
+from tests.conftest import RecordingHandler
 from tests.processes import reaper_of, until
 
 pytestmark = [pytest.mark.container, pytest.mark.rootless]
@@ -138,6 +139,26 @@ def test_what_a_killed_owner_and_reaper_left_is_swept_by_the_next_start(tmp_path
 async def test_missing_image_says_how_to_build_it() -> None:
     with pytest.raises(ImageNotFoundError, match="make image"):
         await Sandbox("x", image="localhost/rlm-kernel:does-not-exist").start()
+
+
+async def test_a_start_that_fails_before_its_kernel_runs_does_not_wait_for_the_context_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A str context is written once the kernel's container runs; a start that fails
+    before that closes at once (had the write gone on waiting, the close would wait out
+    the start timeout for it)."""
+    from rlm.sandbox.callback import CallbackServer
+
+    async def refused(self: CallbackServer) -> None:
+        raise RuntimeError("no callback socket today")
+
+    monkeypatch.setattr(CallbackServer, "start", refused)
+    box = Sandbox("a context", llm_handler=RecordingHandler(), runtime="local",
+                  limits=SandboxLimits(start_timeout=600))  # fmt: skip
+    async with asyncio.timeout(60):  # a hang would last the 600 s start timeout
+        with pytest.raises(RuntimeError, match="no callback socket today"):
+            await box.start()
+    assert box.closed and box.run_dir is None
 
 
 async def test_context_file_that_is_not_utf8(tmp_path: Path) -> None:
