@@ -58,9 +58,14 @@ def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(removals, "get_engine", FakeEngine)
 
 
-def test_a_refused_removal_is_retried_then_the_run_dir_goes(tmp_path: Path) -> None:
-    run_dir = RunDir(tmp_path / "r1-test")
-    run_dir.path.mkdir()
+@pytest.fixture
+def run_dir(tmp_path: Path) -> RunDir:
+    made = RunDir(tmp_path / "r1-test")
+    made.path.mkdir()
+    return made
+
+
+def test_a_refused_removal_is_retried_then_the_run_dir_goes(run_dir: RunDir) -> None:
     container = FakeContainer([BUSY, BUSY])
     removals._remove_now(container, run_dir, engine=True)
     assert container.attempts == 3
@@ -68,10 +73,8 @@ def test_a_refused_removal_is_retried_then_the_run_dir_goes(tmp_path: Path) -> N
 
 
 def test_a_container_that_stays_keeps_its_run_dir_for_the_reaper(
-    tmp_path: Path,
+    run_dir: RunDir,
 ) -> None:
-    run_dir = RunDir(tmp_path / "r1-test")
-    run_dir.path.mkdir()
     container = FakeContainer([BUSY, BUSY, BUSY])
     removals._remove_now(container, run_dir, engine=True)
     assert container.attempts == 3
@@ -87,14 +90,12 @@ def test_an_engine_that_does_not_answer_is_not_asked_again() -> None:
 
 
 def test_a_container_the_sandbox_never_learnt_of_goes_by_its_label(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_dir: RunDir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = FakeEngine()
     stray = FakeContainer()
     engine.client.containers.labelled.append(stray)
     monkeypatch.setattr(removals, "get_engine", lambda: engine)
-    run_dir = RunDir(tmp_path / "r1-test")
-    run_dir.path.mkdir()
     removals._remove_now(None, run_dir, engine=True)
     assert stray.attempts == 1
     assert not run_dir.path.exists()
@@ -105,7 +106,7 @@ def test_a_container_already_gone_counts_as_removed() -> None:
 
 
 async def test_a_sandbox_that_ran_on_no_engine_never_asks_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_dir: RunDir, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A local sandbox closed in the background: its run directory goes, and no engine is
     looked for (on a machine without one that would fail, and start a Podman service on
@@ -115,15 +116,13 @@ async def test_a_sandbox_that_ran_on_no_engine_never_asks_one(
         raise AssertionError("the engine was asked")
 
     monkeypatch.setattr(removals, "get_engine", no_engine)
-    run_dir = RunDir(tmp_path / "r1-test")
-    run_dir.path.mkdir()
     removals.remove_later(None, run_dir, engine=False)
     await removals.drain()
     assert not run_dir.path.exists()
 
 
 async def test_a_background_removal_that_fails_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    run_dir: RunDir, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Nobody awaits a background removal: its failure is logged, not lost."""
 
@@ -131,8 +130,6 @@ async def test_a_background_removal_that_fails_says_so(
         raise RuntimeError("engine connection lost")
 
     monkeypatch.setattr(removals, "get_engine", broken)
-    run_dir = RunDir(tmp_path / "r1-test")
-    run_dir.path.mkdir()
     removals.remove_later(None, run_dir, engine=True)
     assert removals.wait()
     assert "a background removal failed: RuntimeError('engine connection lost')" in caplog.text
