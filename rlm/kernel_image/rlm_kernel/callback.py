@@ -23,7 +23,7 @@ from rlm_kernel.protocol import CallbackConfig, FrameReader, Signer
 # How long a caller polls for the reply before it sleeps in recv(). On a VM a thread that
 # sleeps is woken on another core by an inter-processor interrupt and a halted vCPU's
 # return, which doubled the round trip whenever kernel and host ran on different cores
-# (0.095-0.11 against 0.055 ms on one core, make bench). The host answers a zero-latency
+# (pinned: 0.093-0.113 against 0.053-0.055 ms on one core). The host answers a zero-latency
 # sub-call within this; a model that takes longer costs the caller this much CPU once.
 SPIN_S = 200e-6
 
