@@ -228,7 +228,18 @@ def get_engine() -> Engine:
             _engine = _discover()
             # Containers of a process killed before removing them go through this engine.
             reaper.watch(reaper.ENGINE, _engine.url)
+            if _engine.service is not None:
+                # Runs before the service's own stop (atexit: last in, first out). Once our
+                # service is gone, nothing could reach a container this process left (a
+                # sandbox never closed, a removal the engine refused): not even the reaper.
+                atexit.register(_remove_what_is_left)
         return _engine
+
+
+def _remove_what_is_left() -> None:
+    from rlm.sandbox import removals  # removals builds on this module
+
+    removals.remove_owned()
 
 
 def _discover() -> Engine:

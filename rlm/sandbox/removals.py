@@ -25,7 +25,7 @@ import docker.errors
 import requests
 
 from rlm.sandbox.engine import get_engine
-from rlm.sandbox.rundir import RUN_DIR_LABEL, RunDir
+from rlm.sandbox.rundir import OWNER_LABEL, RUN_DIR_LABEL, RunDir, owner_id
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,21 @@ def remove_leftovers(run_dir: str) -> bool:
         log.warning("could not list the containers of %s: %s", run_dir, exc)
         return False
     return all([remove_container(container) for container in found])
+
+
+def remove_owned() -> None:
+    """Remove every container of this process that is still there (blocking), at its exit."""
+    if _answers.stuck:
+        return
+    try:
+        found = get_engine().client.containers.list(
+            all=True, sparse=True, filters={"label": f"{OWNER_LABEL}={owner_id()}"}
+        )
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        log.warning("could not list this process's containers: %s", exc)
+        return
+    for container in found:
+        remove_container(container)
 
 
 def remove_container(container: Any) -> bool:

@@ -311,18 +311,23 @@ class Sandbox:
             raise
 
     async def _release(self, background: bool) -> None:
+        provisioner = self._manager.provisioner if self._manager is not None else None
+        if not isinstance(provisioner, RlmProvisioner):
+            provisioner = None
         container = None
-        if background and self._manager is not None:
-            provisioner = self._manager.provisioner
-            if isinstance(provisioner, RlmProvisioner):
-                container = provisioner.hand_off_container()
+        if background and provisioner is not None:
+            container = provisioner.hand_off_container()
         try:
             await self._close_host_side()
         finally:
             # Whatever failed above, a container handed off is removed.
             if background:
                 removals.remove_later(container, self._run_dir, engine=self.runtime == "container")
-            elif self._run_dir is not None:
+            elif self._run_dir is not None and (
+                provisioner is None or provisioner.container_id is None
+            ):
+                # A container the engine refused to remove (logged) keeps its run
+                # directory: the reaper finds the container by it when this process ends.
                 self._run_dir.remove()
             self._run_dir = None
 

@@ -136,6 +136,47 @@ def test_what_a_killed_owner_and_reaper_left_is_swept_by_the_next_start(tmp_path
     assert not any(base_dir().glob(f"r{child.pid}-*"))
 
 
+CARELESS_OWNER = textwrap.dedent(
+    """
+    import asyncio
+    from rlm.sandbox import removals
+    from rlm.sandbox.sandbox import Sandbox
+
+    async def main():
+        kept = await Sandbox("x").start()  # never closed
+        refused = await Sandbox("x").start()
+        refused_id, refused_dir = refused.container_id, refused.run_dir
+        remove = removals.remove_container
+        removals.remove_container = lambda container: False  # the engine refuses, once
+        await refused.close()
+        removals.remove_container = remove
+        print(kept.container_id, refused_id, refused_dir.exists(), flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_what_a_process_leaves_running_goes_when_it_exits(tmp_path: Path, run_base: Path) -> None:
+    """A sandbox never closed, and one whose container the engine refused to remove, are
+    gone once their process has exited normally (no other process sweeps this run base)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CARELESS_OWNER],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "RLM_RUN_BASE": str(run_base)},
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    kept_id, refused_id, refused_dir_kept = done.stdout.split()
+    # The refused container's run directory stayed: where the engine outlives this process
+    # (a system socket), the reaper finds the container by it.
+    assert refused_dir_kept == "True"
+    assert until(lambda: not {kept_id, refused_id} & set(our_containers()))
+    assert until(lambda: not any(run_base.glob("r*")))
+
+
 async def test_missing_image_says_how_to_build_it() -> None:
     with pytest.raises(ImageNotFoundError, match="make image"):
         await Sandbox("x", image="localhost/rlm-kernel:does-not-exist").start()
