@@ -18,6 +18,8 @@ from tests.fakes.fakellm_server import FakeLLM
 from tests.orchestrator.helpers import repl
 
 BOTH_APIS = pytest.mark.parametrize("kind", ["anthropic", "openai"])
+StartFakeLLM = Callable[[list[dict[str, Any]]], FakeLLM]
+MakeBackend = Callable[..., SDKBackend]
 
 ROOT, SUB = "fake-root", "fake-sub"
 PRICES = {ROOT: {"input": 3.0, "output": 15.0}, SUB: {"input": 1.0, "output": 5.0}}
@@ -32,7 +34,7 @@ VAULT_RULE = {
 
 
 @pytest.fixture
-async def make_backend(kind: str) -> AsyncIterator[Callable[..., SDKBackend]]:
+async def make_backend(kind: str) -> AsyncIterator[MakeBackend]:
     """`make(server, **overrides)`: a backend of this test's kind on fakellm, with no
     retries unless overridden; all are closed after."""
     made: list[SDKBackend] = []
@@ -77,7 +79,9 @@ def reported_usage(server: FakeLLM, kind: str, system: str, user: str) -> tuple[
 
 
 @BOTH_APIS
-async def test_one_call_reads_content_tokens_and_cost(kind, start_fakellm, make_backend):
+async def test_one_call_reads_content_tokens_and_cost(
+    kind: str, start_fakellm: StartFakeLLM, make_backend: MakeBackend
+) -> None:
     server = start_fakellm([VAULT_RULE])
     backend = make_backend(server)
 
@@ -97,8 +101,8 @@ async def test_one_call_reads_content_tokens_and_cost(kind, start_fakellm, make_
 
 @BOTH_APIS
 async def test_rate_limit_exhausting_retries_is_a_rate_limit_error(
-    kind, start_fakellm, make_backend
-):
+    kind: str, start_fakellm: StartFakeLLM, make_backend: MakeBackend
+) -> None:
     rule = {"name": "throttled", "respond": {"status": 429, "error": "Rate limit exceeded (mock)"}}
     server = start_fakellm([rule])
     backend = make_backend(server, max_retries=1)
@@ -138,7 +142,9 @@ RUN_RULES: list[dict[str, Any]] = [
 
 
 @BOTH_APIS
-async def test_run_with_a_sub_call(kind, start_fakellm, make_backend):
+async def test_run_with_a_sub_call(
+    kind: str, start_fakellm: StartFakeLLM, make_backend: MakeBackend
+) -> None:
     server = start_fakellm(RUN_RULES)
     rlm = RLM(
         make_backend(server),
@@ -169,7 +175,9 @@ async def test_run_with_a_sub_call(kind, start_fakellm, make_backend):
     assert stats.cost_usd == pytest.approx(expected_cost)
 
 
-def test_a_fakellm_that_cannot_start_is_reported_with_its_stderr(start_fakellm):
+def test_a_fakellm_that_cannot_start_is_reported_with_its_stderr(
+    start_fakellm: StartFakeLLM,
+) -> None:
     # fakellm refuses unknown `when:` keys (here a typo) when it loads its rules.
     with pytest.raises(RuntimeError, match=r"(?s)exited with status 1.*messages_contains"):
         start_fakellm([{"name": "typo", "when": {"messages_contains": "x"}}])
