@@ -37,6 +37,7 @@ WORKERS = 1
 # third of foreground closes here hit it, and a retry 0.02 s later found the container
 # gone (a close took 160 ms instead of 390 ms with a first retry after 0.25 s).
 RETRY_DELAYS = (0.02, 0.1, 0.25, 1.0, 2.0, 4.0)
+EXIT_TIMEOUT = 10.0
 
 _executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rlm-removal")
 _pending: set[Future[None]] = set()
@@ -124,8 +125,11 @@ def remove_owned() -> None:
     """Remove every container of this process that is still there (blocking), at its exit."""
     if _answers.stuck:
         return
+    client = get_engine().client
+    # The process is ending: a hung engine may hold it seconds, not the client's minutes.
+    client.api.timeout = EXIT_TIMEOUT
     try:
-        found = get_engine().client.containers.list(
+        found = client.containers.list(
             all=True, sparse=True, filters={"label": f"{OWNER_LABEL}={owner_id()}"}
         )
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
