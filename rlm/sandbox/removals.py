@@ -109,34 +109,26 @@ def remove_leftovers(run_dir: str) -> bool:
     cancelled at the wrong moment can leave one the sandbox never learnt of. The label
     names them all.
     """
-    if _answers.stuck or not run_dir:
-        return not _answers.stuck
-    try:
-        found = get_engine().client.containers.list(
-            all=True, sparse=True, filters={"label": f"{RUN_DIR_LABEL}={run_dir}"}
-        )
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        log.warning("could not list the containers of %s: %s", run_dir, exc)
-        return False
-    return all([remove_container(container) for container in found])
+    return not run_dir or _remove_labelled(f"{RUN_DIR_LABEL}={run_dir}")
 
 
 def remove_owned() -> None:
     """Remove every container of this process that is still there (blocking), at its exit."""
-    if _answers.stuck:
-        return
-    client = get_engine().client
     # The process is ending: a hung engine may hold it seconds, not the client's minutes.
-    client.api.timeout = EXIT_TIMEOUT
+    get_engine().client.api.timeout = EXIT_TIMEOUT
+    _remove_labelled(f"{OWNER_LABEL}={owner_id()}")
+
+
+def _remove_labelled(label: str) -> bool:
+    """Remove every container carrying `label` (`name=value`); False if one stays."""
+    if _answers.stuck:
+        return False
     try:
-        found = client.containers.list(
-            all=True, sparse=True, filters={"label": f"{OWNER_LABEL}={owner_id()}"}
-        )
+        found = get_engine().client.containers.list(all=True, sparse=True, filters={"label": label})
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        log.warning("could not list this process's containers: %s", exc)
-        return
-    for container in found:
-        remove_container(container)
+        log.warning("could not list the containers labelled %s: %s", label, exc)
+        return False
+    return all([remove_container(container) for container in found])
 
 
 def remove_container(container: Any) -> bool:
