@@ -9,13 +9,19 @@ is served as a task of its own whose first step runs as soon as it is read (eage
 answer the handler has at once goes back in the same loop iteration, while concurrent
 llm_query calls from kernel threads still overlap; `cancel_requests` ends them when the
 execute that made them ends.
+
+A pooled kernel's new context comes the same way: the host offers a sealed memfd under a
+token (`offer`), and the kernel's CONTEXT_FD request for that token gets it attached to the
+reply, once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -86,6 +92,8 @@ class CallbackServer:
         self._expired: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._starter: EagerStarter | None = None
+        # token -> the memfd being written for it; the server owns (closes) each one.
+        self._offers: dict[str, asyncio.Future[int]] = {}
 
     @property
     def endpoint(self) -> str:
@@ -105,6 +113,16 @@ class CallbackServer:
         config = CallbackConfig(self.key.decode(), self.max_message_bytes, self.max_batch_prompts)
         key_file.write_text(config.to_json())
         key_file.chmod(0o644)
+
+    def offer(self, token: str, fd: asyncio.Future[int]) -> None:
+        """Give the kernel the memfd `fd` resolves to when it asks with CONTEXT_FD and
+        `token`, once. The server closes it: once sent, or on `withdraw`."""
+        self._offers[token] = fd
+
+    def withdraw(self, token: str) -> None:
+        """End the offer under `token` if the kernel has not taken it."""
+        if (fd := self._offers.pop(token, None)) is not None:
+            _close_when_done(fd)
 
     def _reject(self, reason: object) -> None:
         self.rejected += 1
@@ -157,6 +175,7 @@ class CallbackServer:
 
     async def _serve(self, connection: _Connection, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        attach: int | None = None
         try:
             # Signed, but written by code the model controls: check every field's type.
             model = message.get("model")
@@ -167,6 +186,9 @@ class CallbackServer:
             elif kind == protocol.LLM_QUERY_BATCHED:
                 prompts = _batch(message, self.max_batch_prompts)
                 reply = {"status": "ok", "results": await self._ask_batch(prompts, model)}
+            elif kind == protocol.CONTEXT_FD:
+                attach = await self._take_offer(message.get("token"))
+                reply = {"status": "ok"}
             else:
                 reply = {"status": "error", "error": f"unknown request type {kind!r}"}
         except Exception as exc:
@@ -177,7 +199,26 @@ class CallbackServer:
             timeout = TimeoutError(f"no answer in {self.request_timeout:g} s")
             reply = {"status": "error", "error": _describe(timeout)}
         reply["re"] = message.get("id")
-        connection.send(self._signer.pack(reply))
+        if attach is None:
+            connection.send(self._signer.pack(reply))
+            return
+        try:
+            if not connection.send_with_fd(self._signer.pack(reply), attach):
+                error = "the connection had unsent replies; ask for the context on a fresh one"
+                reply = {"status": "error", "error": error, "re": message.get("id")}
+                connection.send(self._signer.pack(reply))
+        finally:
+            os.close(attach)
+
+    async def _take_offer(self, token: object) -> int:
+        offered = self._offers.pop(token, None) if isinstance(token, str) else None
+        if offered is None:
+            raise LookupError("no context is offered under this token (each is taken once)")
+        try:
+            return await asyncio.shield(offered)
+        except asyncio.CancelledError:
+            _close_when_done(offered)
+            raise
 
     async def _ask(self, prompt: str, model: str | None, index: int | None = None) -> str:
         result = await self.handler(LLMRequest(prompt, model, index))
@@ -231,6 +272,8 @@ class CallbackServer:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
+        for token in list(self._offers):
+            self.withdraw(token)
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -332,6 +375,25 @@ class _Connection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(frame)
 
+    def send_with_fd(self, frame: bytes, fd: int) -> bool:
+        """Send `frame` with `fd` attached (SCM_RIGHTS); False if it could not go.
+
+        asyncio's transports carry no descriptors, so this writes to the socket itself,
+        and only while the transport has nothing buffered: the frame must not overtake it.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+            return False
+        raw = transport.get_extra_info("socket")
+        try:
+            with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+                sent = socket.send_fds(sock, [frame], [fd])
+        except OSError:  # EAGAIN with a full socket buffer, or the kernel has gone
+            return False
+        if sent < len(frame):
+            transport.write(frame[sent:])
+        return True
+
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
@@ -360,6 +422,16 @@ def _batch(message: dict[str, Any], limit: int) -> list[str]:
         # Refused whole, before anything is asked or recorded per prompt.
         raise ValueError(f"llm_query_batched takes at most {limit:,} prompts, not {len(prompts):,}")
     return prompts
+
+
+def _close_when_done(fd: asyncio.Future[int]) -> None:
+    """Close the memfd `fd` resolves to, now or once its write ends."""
+
+    def close(done: asyncio.Future[int]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            os.close(done.result())
+
+    fd.add_done_callback(close)
 
 
 def _describe(exc: BaseException) -> str:

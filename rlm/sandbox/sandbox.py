@@ -41,7 +41,7 @@ from rlm.sandbox.channels import (
     make_context,
 )
 from rlm.sandbox.context_file import ContextFile
-from rlm.sandbox.context_write import PendingWrite
+from rlm.sandbox.context_write import PendingWrite, sealed_copy
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioning import RlmProvisioner
@@ -367,28 +367,25 @@ class Sandbox:
         self._callbacks.handler = handler
 
     async def load_context(self, context: Context) -> None:
-        """Replace CONTEXT in the running kernel, through a file it maps, never over ZMQ."""
+        """Replace CONTEXT in the running kernel: a sealed memfd it maps, never over ZMQ."""
         await self.load_serialized(*serialize(context))
 
     async def load_serialized(self, data: str, fmt: str) -> None:
         """`load_context` for a context already put through `serialize`."""
         if self._run_dir is None or self._manager is None or self.closed:
             raise SandboxError("the sandbox is not running")
-        name = f"context-{secrets.token_hex(8)}.{'json' if fmt == 'json' else 'txt'}"
-        host_path = self._run_dir.shared / name
+        if self._callbacks is None:
+            raise SandboxError("load_context needs a sandbox started with an llm_handler")
+        # Written on a thread while the kernel is told to load it: the kernel's request for
+        # it is answered once the write has ended (CallbackServer.offer).
+        writing = asyncio.ensure_future(asyncio.to_thread(sealed_copy, data))
+        token = secrets.token_hex(16)
+        self._callbacks.offer(token, writing)
         try:
-            # Created and locked here, written on a thread while the kernel is told to load
-            # it: the kernel's load waits on the lock for the write's end.
-            pending = PendingWrite.create(host_path, data, sized=False)
-        except OSError as exc:  # e.g. the kernel planted something under that name
-            raise SandboxError(f"could not hand the context to the kernel: {exc}") from exc
-        writing = asyncio.ensure_future(asyncio.to_thread(pending.finish))
-        try:
-            kernel_path = f"{self._provisioner().kernel_shared_dir}/{name}"
-            result = await self.execute(protocol.load_context_code(kernel_path, fmt))
+            result = await self.execute(protocol.load_context_code(token, fmt))
         finally:
+            self._callbacks.withdraw(token)
             await asyncio.wait([writing])
-            host_path.unlink(missing_ok=True)
         if (failed := writing.exception()) is not None:
             raise SandboxError(f"could not hand the context to the kernel: {failed}") from failed
         if result.error is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib
+import mmap
 import os
 import sys
 import threading
@@ -16,7 +17,7 @@ import pytest
 
 from rlm.errors import SandboxError
 from rlm.kernel_image import RUNTIME_DIR
-from rlm.sandbox.context_write import PendingWrite
+from rlm.sandbox.context_write import SEALS, PendingWrite, sealed_copy
 from rlm.sandbox.rundir import base_dir
 from rlm.sandbox.sandbox import Sandbox
 
@@ -62,12 +63,26 @@ def test_the_file_has_its_size_at_once_and_is_locked_until_written(
     assert path.read_bytes() == encoded
 
 
-def test_an_unsized_file_is_written_in_full(tmp_path: Path) -> None:
-    path = tmp_path / "context.txt"
-    pending = PendingWrite.create(path, UNICODE, sized=False)
-    assert path.stat().st_size == 0 and not shared_lock_free(path)
-    pending.finish()
-    assert path.read_bytes() == UNICODE.encode("utf-8", "surrogatepass")
+@pytest.mark.parametrize("text", [ASCII, UNICODE, ""])
+def test_a_sealed_copy_holds_the_text_and_can_only_be_read(text: str) -> None:
+    fd = sealed_copy(text)
+    try:
+        assert os.pread(fd, len(text) * 4 + 1, 0) == text.encode("utf-8", "surrogatepass")
+        assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) == SEALS
+        # What a kernel holding it might try: write, grow, shrink, map writable, unseal.
+        with pytest.raises(PermissionError):
+            os.pwrite(fd, b"x", 0)
+        with pytest.raises(PermissionError):
+            os.ftruncate(fd, len(text) + 4096)
+        if text:
+            with pytest.raises(PermissionError):
+                os.ftruncate(fd, 0)
+            with pytest.raises(PermissionError):
+                mmap.mmap(fd, 0, access=mmap.ACCESS_WRITE)
+        with pytest.raises(PermissionError):
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, 0)
+    finally:
+        os.close(fd)
 
 
 def test_a_str_subclass_is_written_as_its_text(tmp_path: Path) -> None:

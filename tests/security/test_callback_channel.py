@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlm.sandbox.sandbox import Sandbox
+from tests.conftest import RecordingHandler
 from tests.security.conftest import output
 
 pytestmark = [
@@ -184,3 +185,47 @@ async def test_partial_frames_together_are_capped(box: Sandbox) -> None:
     assert box.callbacks_rejected - before == 1
     # What the dropped and the closed connections held is released: a big request fits.
     assert (await output(box, "print(len(llm_query('y' * 20_000_000)))")).isdigit()
+
+
+# Hostile code that gets between the kernel's runtime and the memfd a load hands over, and
+# tries to change it before the runtime reads it.
+TAMPER = """
+import errno, os
+import rlm_kernel.runtime as _runtime
+_decode, tampered = _runtime.decode_context, {}
+def _tamper(fd, fmt):
+    for name, attempt in (
+        ("write", lambda: os.pwrite(fd, b"forged", 0)),
+        ("grow", lambda: os.ftruncate(fd, 1 << 30)),
+        ("shrink", lambda: os.ftruncate(fd, 0)),
+        ("unseal", lambda: __import__("fcntl").fcntl(fd, 1033, 0)),
+    ):
+        try:
+            attempt()
+            tampered[name] = "ok"
+        except OSError as exc:
+            tampered[name] = errno.errorcode[exc.errno]
+    return _decode(fd, fmt)
+_runtime.decode_context = _tamper
+"""
+
+
+async def test_a_loaded_context_cannot_be_changed_or_taken_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The load's token, known here, is what hostile code would replay to take it again.
+    monkeypatch.setattr("rlm.sandbox.sandbox.secrets.token_hex", lambda n: "known-token")
+    async with Sandbox("start", llm_handler=RecordingHandler()) as sandbox:
+        assert (await sandbox.execute(TAMPER)).ok
+        await sandbox.load_context("a pooled run's document")
+        assert await output(sandbox, "print(tampered)") == str(
+            dict.fromkeys(("write", "grow", "shrink", "unseal"), "EPERM")
+        )
+        assert await output(sandbox, "print(CONTEXT)") == "a pooled run's document"
+        again = await output(
+            sandbox,
+            RAW
+            + "_raw.sendall(signed({'id': 'c', 'type': 'context_fd', 'token': 'known-token'}))\n"
+            "print(reply()['error'])",
+        )
+        assert again == "LookupError: no context is offered under this token (each is taken once)"

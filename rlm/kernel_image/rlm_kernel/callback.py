@@ -87,6 +87,22 @@ class CallbackClient:
 
     def call(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
+        return self._call(kind, body, None)
+
+    def call_for_fd(self, kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """`call` for a reply that carries one file descriptor, which the caller closes."""
+        fds: list[int] = []
+        try:
+            reply = self._call(kind, body, fds)
+            if len(fds) != 1:
+                raise LLMQueryError(f"{kind}: the reply carried {len(fds)} descriptors, not 1")
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return reply, fds[0]
+
+    def _call(self, kind: str, body: dict[str, Any], fds: list[int] | None) -> dict[str, Any]:
         connection = self._connection()
         request_id = connection.next_id()
         frame = connection.signer.pack({"id": request_id, "type": kind, **body})
@@ -97,7 +113,7 @@ class CallbackClient:
                 f"{self._max_message_bytes:,}; send smaller prompts or fewer at once"
             )
         try:
-            reply = self._exchange(connection, frame, request_id)
+            reply = self._exchange(connection, frame, request_id, fds)
         except TimeoutError:
             self._drop(connection)
             raise LLMQueryError(f"{kind}: no answer from the host in {self._timeout:g} s") from None
@@ -108,10 +124,12 @@ class CallbackClient:
             raise LLMQueryError(reply.get("error", "unknown error"))
         return reply
 
-    def _exchange(self, connection: _Connection, frame: bytes, request_id: str) -> dict[str, Any]:
-        """One request and its reply. Each send and receive waits up to the timeout (a reply
-        arrives in one piece unless it is large), and the whole exchange at most about twice
-        that."""
+    def _exchange(
+        self, connection: _Connection, frame: bytes, request_id: str, fds: list[int] | None
+    ) -> dict[str, Any]:
+        """One request and its reply (descriptors that come with it go to `fds`, else they
+        are dropped). Each send and receive waits up to the timeout (a reply arrives in one
+        piece unless it is large), and the whole exchange at most about twice that."""
         sock, reader = connection.sock, connection.reader
         deadline = time.monotonic() + self._timeout
         try:
@@ -125,7 +143,7 @@ class CallbackClient:
                     continue  # not an answer to this request: nothing waits for it
                 if time.monotonic() > deadline:
                     raise TimeoutError
-                data = _receive(sock)
+                data = _receive(sock, fds)
                 if not data:
                     raise ConnectionError("the host closed the connection")
                 reader.feed(data)
@@ -133,12 +151,20 @@ class CallbackClient:
             raise TimeoutError from None
 
 
-def _receive(sock: socket.socket) -> bytes:
+def _receive(sock: socket.socket, fds: list[int] | None) -> bytes:
     """The next bytes on `sock`: polled for up to SPIN_S, then waited for."""
     until = time.perf_counter() + SPIN_S
     while time.perf_counter() < until:
         try:
-            return sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            return _recv(sock, socket.MSG_DONTWAIT, fds)
         except BlockingIOError:  # nothing yet
             continue
-    return sock.recv(1 << 16)
+    return _recv(sock, 0, fds)
+
+
+def _recv(sock: socket.socket, flags: int, fds: list[int] | None) -> bytes:
+    if fds is None:
+        return sock.recv(1 << 16, flags)
+    data, received, _, _ = socket.recv_fds(sock, 1 << 16, 1, flags | socket.MSG_CMSG_CLOEXEC)
+    fds.extend(received)
+    return data

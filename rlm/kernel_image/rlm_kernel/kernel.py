@@ -295,6 +295,6 @@ class RLMKernel(IPythonKernel):
         )
         return self._after_cell(reply)
 
-    def rlm_load_context(self, path: str, fmt: str) -> None:
-        """protocol.LOAD_CONTEXT: replace CONTEXT from a file the host wrote (pooled kernels)."""
-        self.runtime.load_context_file(path, fmt)
+    def rlm_load_context(self, token: str, fmt: str) -> None:
+        """protocol.LOAD_CONTEXT: replace CONTEXT with the one the host offers (pooled kernels)."""
+        self.runtime.load_offered_context(token, fmt)

@@ -9,7 +9,8 @@ It defines:
 - the callback channel: the key file (`CallbackConfig`), the request types, the signed
   wire format (`Signer`) and its framing (`FrameReader`);
 - the fields the kernel adds to every execute_reply (`REPLY_KEY` and `Reply*`);
-- the kernel's entry point for replacing CONTEXT (`load_context_code`).
+- the kernel's entry point for replacing CONTEXT (`load_context_code`), whose data comes
+  over the callback channel as a sealed memfd (`CONTEXT_FD`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ RICH_DISPLAY_LIMIT = 16_000_000
 
 LLM_QUERY = "llm_query"
 LLM_QUERY_BATCHED = "llm_query_batched"
+# {"token": str}: the context the host offered under `token` (load_context_code). The reply
+# carries it as a sealed memfd (SCM_RIGHTS), once: no file, no copy over the socket.
+CONTEXT_FD = "context_fd"
 
 
 @dataclass(frozen=True)
@@ -182,11 +186,12 @@ REPLY_RESTORED = "restored"  # list[str]: reserved names user code rebound, now 
 # --- entry points the host calls ------------------------------------------------------
 
 LOAD_CONTEXT = "rlm_load_context"
-"""Method of the running kernel object that replaces CONTEXT from a file: (path, format)."""
+"""Method of the running kernel object that replaces CONTEXT with the one the host offers
+under a token on the callback channel: (token, format)."""
 
 
-def load_context_code(path: str, fmt: str) -> str:
+def load_context_code(token: str, fmt: str) -> str:
     """The code the host executes to call the kernel's LOAD_CONTEXT entry point."""
     if fmt not in CONTEXT_FORMATS:
         raise ValueError(f"unknown context format {fmt!r}")
-    return f"get_ipython().kernel.{LOAD_CONTEXT}({path!r}, {fmt!r})"
+    return f"get_ipython().kernel.{LOAD_CONTEXT}({token!r}, {fmt!r})"

@@ -38,15 +38,20 @@ CONTEXT_WRITE_WAIT = 120.0
 
 
 def load_context(path: str, fmt: str) -> Any:
-    # Decoding straight from a mapping of the file avoids holding the bytes and the str
-    # at once: the page cache is reclaimable, a bytes copy is not.
+    """The context in the file the host mounted (or is still writing)."""
     with open(path, "rb") as f:
         _wait_until_written(f.fileno(), path)
-        if os.fstat(f.fileno()).st_size == 0:
-            text = ""
-        else:
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                text = str(mapped, "utf-8")
+        return decode_context(f.fileno(), fmt)
+
+
+def decode_context(fd: int, fmt: str) -> Any:
+    # Decoding straight from a mapping of the file avoids holding the bytes and the str
+    # at once: the page cache is reclaimable, a bytes copy is not.
+    if os.fstat(fd).st_size == 0:
+        text = ""
+    else:
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+            text = str(mapped, "utf-8")
     return json.loads(text) if fmt == "json" else text
 
 
@@ -243,9 +248,14 @@ class Runtime:
         self._namespace["CONTEXT"] = self._namespace["context"] = value
         self._namespace.update(dict.fromkeys(dialects.CONTEXT_ALIASES, value))
 
-    def load_context_file(self, path: str, fmt: str) -> None:
-        """Replace CONTEXT from a file the host wrote (a pooled kernel gets its data here)."""
-        self.set_context(load_context(path, fmt))
+    def load_offered_context(self, token: str, fmt: str) -> None:
+        """Replace CONTEXT with the one the host offers under `token` (how a pooled kernel
+        gets its data): a sealed memfd that comes with the callback channel's reply."""
+        _, fd = self._require_client().call_for_fd(protocol.CONTEXT_FD, {"token": token})
+        try:
+            self.set_context(decode_context(fd, fmt))
+        finally:
+            os.close(fd)
 
     def _require_client(self) -> CallbackClient:
         if self._client is None:
