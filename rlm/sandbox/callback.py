@@ -10,9 +10,9 @@ answer the handler has at once goes back in the same loop iteration, while concu
 llm_query calls from kernel threads still overlap; `cancel_requests` ends them when the
 execute that made them ends.
 
-A pooled kernel's new context comes the same way: the host offers a sealed memfd under a
-token (`offer`), and the kernel's CONTEXT_FD request for that token gets it attached to the
-reply, once.
+The kernel's context comes the same way, at every (re)start and for a pooled kernel's
+load: the host offers a sealed memfd under a token (`offer`), and the kernel's CONTEXT_FD
+request for that token gets it attached to the reply, once.
 """
 
 from __future__ import annotations
@@ -46,6 +46,12 @@ class LLMRequest:
 
 
 LLMHandler = Callable[[LLMRequest], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class _Offer:
+    fmt: str
+    fd: asyncio.Future[int] | None  # None: the kernel reads its mounted file
 
 
 class CallbackServer:
@@ -92,8 +98,8 @@ class CallbackServer:
         self._expired: set[asyncio.Task[None]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._starter: EagerStarter | None = None
-        # token -> the memfd being written for it; the server owns (closes) each one.
-        self._offers: dict[str, asyncio.Future[int]] = {}
+        # token -> the context offered under it; the server owns (closes) each memfd.
+        self._offers: dict[str, _Offer] = {}
 
     @property
     def endpoint(self) -> str:
@@ -114,15 +120,18 @@ class CallbackServer:
         key_file.write_text(config.to_json())
         key_file.chmod(0o644)
 
-    def offer(self, token: str, fd: asyncio.Future[int]) -> None:
-        """Give the kernel the memfd `fd` resolves to when it asks with CONTEXT_FD and
-        `token`, once. The server closes it: once sent, or on `withdraw`."""
-        self._offers[token] = fd
+    def offer(self, token: str, fmt: str, fd: asyncio.Future[int] | None) -> None:
+        """Give the kernel the memfd `fd` resolves to (None: its mounted file), in format
+        `fmt`, when it asks with CONTEXT_FD and `token`, once; an earlier offer under
+        `token` ends. The server closes the memfd: once sent, or on `withdraw`."""
+        self.withdraw(token)
+        self._offers[token] = _Offer(fmt, fd)
 
     def withdraw(self, token: str) -> None:
         """End the offer under `token` if the kernel has not taken it."""
-        if (fd := self._offers.pop(token, None)) is not None:
-            _close_when_done(fd)
+        offered = self._offers.pop(token, None)
+        if offered is not None and offered.fd is not None:
+            _close_when_done(offered.fd)
 
     def _reject(self, reason: object) -> None:
         self.rejected += 1
@@ -187,8 +196,8 @@ class CallbackServer:
                 prompts = _batch(message, self.max_batch_prompts)
                 reply = {"status": "ok", "results": await self._ask_batch(prompts, model)}
             elif kind == protocol.CONTEXT_FD:
-                attach = await self._take_offer(message.get("token"))
-                reply = {"status": "ok"}
+                fmt, attach = await self._take_offer(message.get("token"))
+                reply = {"status": "ok", "format": fmt}
             else:
                 reply = {"status": "error", "error": f"unknown request type {kind!r}"}
         except Exception as exc:
@@ -210,14 +219,16 @@ class CallbackServer:
         finally:
             os.close(attach)
 
-    async def _take_offer(self, token: object) -> int:
+    async def _take_offer(self, token: object) -> tuple[str, int | None]:
         offered = self._offers.pop(token, None) if isinstance(token, str) else None
         if offered is None:
             raise LookupError("no context is offered under this token (each is taken once)")
+        if offered.fd is None:
+            return offered.fmt, None
         try:
-            return await asyncio.shield(offered)
+            return offered.fmt, await asyncio.shield(offered.fd)
         except asyncio.CancelledError:
-            _close_when_done(offered)
+            _close_when_done(offered.fd)
             raise
 
     async def _ask(self, prompt: str, model: str | None, index: int | None = None) -> str:

@@ -227,7 +227,7 @@ class ContainerProvisioner(RlmProvisioner):
         return request
 
     def _context_size(self) -> int:
-        return os.path.getsize(self.context_file) if self.context_file else 0
+        return os.path.getsize(self.context_file) if self.context_file else self.context_bytes
 
     async def poll(self) -> int | None:
         if self.container is None:

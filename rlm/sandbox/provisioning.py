@@ -40,6 +40,12 @@ class RlmProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     run_dir = Unicode("", config=True, help="Run directory to use; empty: create and own one.")
     context_file = Unicode("", config=True, help="File holding CONTEXT (read-only to the kernel).")
     context_format = Unicode("text", config=True, help="'text' (a str) or 'json'.")
+    context_token = Unicode(
+        "",
+        config=True,
+        help="Token the kernel asks the callback channel for its context with (rlm's Sandbox).",
+    )
+    context_bytes = Integer(0, config=True, help="Size of the context offered under the token.")
     output_limit = Integer(_DEFAULTS.output_chars, config=True, help="Output chars per execute.")
     callback_timeout = Float(_DEFAULTS.callback_timeout, config=True)
     echo_input = Bool(True, config=True, help="Publish execute_input (front ends show it).")
@@ -120,6 +126,8 @@ class RlmProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if context_path:
             env[Env.CONTEXT_FILE] = context_path
             env[Env.CONTEXT_FORMAT] = self.context_format
+        if self.context_token:
+            env[Env.CONTEXT_TOKEN] = self.context_token
         return env
 
     def remove_socket_files(self) -> None:

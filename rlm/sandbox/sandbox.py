@@ -19,10 +19,10 @@ import os
 import resource
 import secrets
 import shutil
-import threading
 import time
 import weakref
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IROTH
 from typing import Any
@@ -33,7 +33,7 @@ import zmq.asyncio
 from rlm.errors import ContextFileError, KernelDiedError, SandboxError
 from rlm.kernel_image.rlm_kernel import protocol
 from rlm.sandbox import removals
-from rlm.sandbox.callback import CallbackServer, LLMHandler
+from rlm.sandbox.callback import CallbackServer, LLMHandler, LLMRequest
 from rlm.sandbox.channels import (
     MAX_MESSAGE_FRAMES,
     KernelChannels,
@@ -41,7 +41,7 @@ from rlm.sandbox.channels import (
     make_context,
 )
 from rlm.sandbox.context_file import ContextFile
-from rlm.sandbox.context_write import PendingWrite, sealed_copy
+from rlm.sandbox.context_write import sealed_copy
 from rlm.sandbox.kernelspec import FixedKernelSpecManager, make_kernel_spec
 from rlm.sandbox.limits import SandboxLimits
 from rlm.sandbox.provisioning import RlmProvisioner
@@ -68,6 +68,19 @@ START_CONCURRENCY = max(4, os.cpu_count() or 1)
 _start_semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """How a kernel is started with its context: a file to mount, or `size` bytes offered."""
+
+    file: Path | None
+    fmt: str
+    size: int = 0
+
+
+async def _no_llm_handler(request: LLMRequest) -> str:
+    raise RuntimeError("this sandbox has no llm_query handler")
 
 
 class Sandbox:
@@ -99,9 +112,14 @@ class Sandbox:
         self._callbacks: CallbackServer | None = None
         self._manager: RelayedKernelManager | None = None
         self._channels: KernelChannels | None = None
-        self._materializing: asyncio.Future[tuple[Path | None, str]] | None = None
+        self._materializing: asyncio.Future[Exception | None] | None = None
+        # What the kernel is to hold, asked for at every (re)start under `_context_token`:
+        # the serialized context (the start's or the last load's), or None for its file.
+        self._kernel_context: tuple[str | bytes | None, str] = (None, "text")
+        self._context_token = secrets.token_hex(16)
+        self._writes: set[asyncio.Future[int]] = set()
         # Set once the kernel's container runs, or the start ends without one.
-        self._launched = threading.Event()
+        self._launched = asyncio.Event()
         self._zmq: zmq.asyncio.Context | None = None
         self._lock = asyncio.Lock()
         self.closed = False
@@ -130,27 +148,30 @@ class Sandbox:
         _raise_fd_limit()
         self._run_dir = run_dir = RunDir.create()
         # A thread goes on when its caller is cancelled: close() waits for it before it
-        # removes the run directory, or the context file would land in a removed one.
-        placed: Future[tuple[Path | None, str]] = Future()
+        # removes the run directory, or a copy of the context would land in a removed one.
+        placed: Future[_Placement] = Future()
         self._materializing = asyncio.ensure_future(
             asyncio.to_thread(self._materialize_context, placed)
         )
-        context_file, context_format = await asyncio.shield(asyncio.wrap_future(placed))
-        if self._handler is not None:
-            self._callbacks = CallbackServer(
-                run_dir,
-                self._handler,
-                request_timeout=self.limits.callback_timeout,
-                batch_concurrency=self._batch_concurrency,
-                max_message_bytes=self.limits.callback_max_bytes,
-                max_batch_prompts=self.limits.callback_max_batch,
-                max_in_flight=self.limits.callback_in_flight,
-            )
-            await self._callbacks.start()
+        placement = await asyncio.shield(asyncio.wrap_future(placed))
+        # Every sandbox has the channel: it carries the context, and llm_query if handled.
+        self._callbacks = CallbackServer(
+            run_dir,
+            self._handler or _no_llm_handler,
+            request_timeout=self.limits.callback_timeout,
+            batch_concurrency=self._batch_concurrency,
+            max_message_bytes=self.limits.callback_max_bytes,
+            max_batch_prompts=self.limits.callback_max_batch,
+            max_in_flight=self.limits.callback_in_flight,
+        )
+        await self._callbacks.start()
+        writing = self._offer_context()
         config: dict[str, Any] = {
             "run_dir": str(run_dir.path),
-            "context_file": str(context_file) if context_file else "",
-            "context_format": context_format,
+            "context_file": str(placement.file) if placement.file else "",
+            "context_format": placement.fmt,
+            "context_token": self._context_token,
+            "context_bytes": placement.size,
             "output_limit": self.limits.output_chars,
             "callback_timeout": self.limits.callback_timeout,
             "echo_input": False,
@@ -180,7 +201,13 @@ class Sandbox:
         await self._channels.open(self._manager)
         if (failed := await asyncio.shield(self._materializing)) is not None:
             raise failed
-        await self._wait_ready()
+        try:
+            await self._wait_ready()
+        except KernelDiedError:
+            # The kernel fails its boot without its context: say why, if it was the write.
+            if writing is not None and writing.done() and (lost := writing.exception()):
+                raise SandboxError(f"could not write the context for the kernel: {lost}") from lost
+            raise
 
     async def _wait_ready(self) -> None:
         try:
@@ -223,56 +250,65 @@ class Sandbox:
             raise SandboxError("the sandbox is not running")
         return provisioner
 
-    def _materialize_context(self, placed: Future[tuple[Path | None, str]]) -> Exception | None:
-        """Put the context in a file the kernel can map: ours, or the user's after a check.
-
-        `placed` gets the file and its format as soon as the kernel can be started with
-        them: a str is written after that, under a lock the kernel waits on
-        (context_write), once the container runs. Returns what failed after that.
-        """
-        assert self._run_dir is not None
+    def _materialize_context(self, placed: Future[_Placement]) -> Exception | None:
+        """Settle how the kernel gets its context; `placed` has it as soon as the kernel can
+        be started. Returns what failed after that: the check of a file named by path, made
+        while the kernel starts (the check is a whole reading pass)."""
         try:
-            pending = self._place_context(placed)
+            unchecked = self._place_context(placed)
         except Exception as exc:
             placed.set_exception(exc)
             return None
+        if unchecked is None:
+            return None
         try:
-            if isinstance(pending, PendingWrite):
-                # Written while the kernel boots, not while the engine creates its
-                # container: on 2 cores the write (100 MB: ~25 ms) slowed the create by
-                # 25-55 ms, while a booting kernel leaves a core free. 100 MB beyond an
-                # empty start, in turns: 61 against 105 ms.
-                self._launched.wait(self.limits.start_timeout)
-                pending.finish()
-            elif pending is not None:
-                # A file named by path is checked while the kernel starts (the check is
-                # a whole reading pass); a kernel that cannot decode it fails meanwhile.
-                self.context_file = ContextFile.check(pending)
+            self.context_file = ContextFile.check(unchecked)
         except OSError as exc:
-            return SandboxError(f"could not write the context for the kernel: {exc}")
+            return SandboxError(f"could not read the context file: {exc}")
         except ContextFileError as exc:
             return exc
         return None
 
-    def _place_context(self, placed: Future[tuple[Path | None, str]]) -> PendingWrite | Path | None:
-        """Make the context's file the kernel can be started with (a str's is not written
-        yet); return what is left to do: the write, or the check of a file not checked yet."""
-        assert self._run_dir is not None
+    def _place_context(self, placed: Future[_Placement]) -> Path | None:
+        """A file is mounted (and returned if not checked yet); anything else is serialized
+        here and written for the kernel once its container runs (`_offer_context`)."""
         if self._context_file is not None:
             fmt = "json" if self._context_file.suffix == ".json" else "text"
-            placed.set_result((self._shareable(self._context_file, fmt), fmt))
+            self._kernel_context = (None, fmt)
+            placed.set_result(_Placement(self._shareable(self._context_file, fmt), fmt))
             return self._context_file
-        if self._context is None:
-            placed.set_result((None, "text"))
-            return None
         if isinstance(self._context, ContextFile):
-            placed.set_result((self._shareable(self._context.path, "text"), "text"))
+            self._kernel_context = (None, "text")
+            placed.set_result(_Placement(self._shareable(self._context.path, "text"), "text"))
             return None if self._context.checked else self._context.path
-        data, fmt = serialize(self._context)
-        path = self._run_dir.path / ("context.json" if fmt == "json" else "context.txt")
-        pending = PendingWrite.create(path, data)
-        placed.set_result((path, fmt))
-        return pending
+        text, fmt = serialize(self._context) if self._context is not None else ("", "text")
+        # Its size in bytes sizes the container's memory limit: an ASCII str (all JSON rlm
+        # writes is) needs no encoding to know it.
+        data: str | bytes = text if text.isascii() else text.encode("utf-8", "surrogatepass")
+        self._kernel_context = (data, fmt)
+        placed.set_result(_Placement(None, fmt, len(data)))
+        return None
+
+    def _offer_context(self) -> asyncio.Future[int] | None:
+        """Offer the kernel its context under the start token, for its next boot: the
+        serialized one in a memfd written once the container runs (returned), or its file."""
+        assert self._callbacks is not None
+        data, fmt = self._kernel_context
+        if data is None:
+            self._callbacks.offer(self._context_token, fmt, None)
+            return None
+        writing = asyncio.ensure_future(self._seal_once_launched(data))
+        self._writes.add(writing)
+        writing.add_done_callback(self._writes.discard)
+        self._callbacks.offer(self._context_token, fmt, writing)
+        return writing
+
+    async def _seal_once_launched(self, data: str | bytes) -> int:
+        # Written while the kernel boots, not while the engine creates its container: on 2
+        # cores the write (100 MB: ~40 ms) slowed the create by 25-55 ms, while a booting
+        # kernel leaves a core free. 100 MB beyond an empty start, in turns: 61 against 105 ms.
+        await self._launched.wait()
+        return await asyncio.to_thread(sealed_copy, data)
 
     def _shareable(self, path: Path, fmt: str) -> Path:
         """`path` if the kernel can read it where it lies (it is then mounted read-only),
@@ -354,17 +390,19 @@ class Sandbox:
         if self._callbacks is not None:
             await self._callbacks.close()
             self._callbacks = None
+        self._launched.set()  # a start that ended early: a write need not wait
+        if self._writes:
+            await asyncio.wait(self._writes)  # their memfds are closed as they end
         if self._run_dir is not None and self._materializing is not None:
-            self._launched.set()  # a start that ended early: the write need not wait
             await asyncio.wait([self._materializing])
 
     # --- handing a started sandbox to a run (warm pools) ---------------------------------
 
     def set_llm_handler(self, handler: LLMHandler) -> None:
-        """Serve llm_query with `handler` from now on (the sandbox must have started with one)."""
-        if self._callbacks is None:
-            raise SandboxError("this sandbox was started without a callback channel")
-        self._callbacks.handler = handler
+        """Serve llm_query with `handler` from now on."""
+        self._handler = handler
+        if self._callbacks is not None:
+            self._callbacks.handler = handler
 
     async def load_context(self, context: Context) -> None:
         """Replace CONTEXT in the running kernel: a sealed memfd it maps, never over ZMQ."""
@@ -372,17 +410,15 @@ class Sandbox:
 
     async def load_serialized(self, data: str, fmt: str) -> None:
         """`load_context` for a context already put through `serialize`."""
-        if self._run_dir is None or self._manager is None or self.closed:
+        if self._callbacks is None or self._manager is None or self.closed:
             raise SandboxError("the sandbox is not running")
-        if self._callbacks is None:
-            raise SandboxError("load_context needs a sandbox started with an llm_handler")
         # Written on a thread while the kernel is told to load it: the kernel's request for
         # it is answered once the write has ended (CallbackServer.offer).
         writing = asyncio.ensure_future(asyncio.to_thread(sealed_copy, data))
         token = secrets.token_hex(16)
-        self._callbacks.offer(token, writing)
+        self._callbacks.offer(token, fmt, writing)
         try:
-            result = await self.execute(protocol.load_context_code(token, fmt))
+            result = await self.execute(protocol.load_context_code(token))
         finally:
             self._callbacks.withdraw(token)
             await asyncio.wait([writing])
@@ -390,6 +426,7 @@ class Sandbox:
             raise SandboxError(f"could not hand the context to the kernel: {failed}") from failed
         if result.error is not None:
             raise SandboxError(f"the kernel could not load the context: {result.error.value}")
+        self._kernel_context = (data, fmt)  # what a restart brings back
 
     # --- running code ------------------------------------------------------------------
 
@@ -515,6 +552,7 @@ class Sandbox:
             # restart, over a control connection that may be the one that dropped.
             await self._manager.suspend_relay()
             await self._provisioner().kill(restart=True)
+            self._offer_context()  # the new kernel asks for it again
             await asyncio.wait_for(
                 self._manager.restart_kernel(now=True), self.limits.start_timeout
             )

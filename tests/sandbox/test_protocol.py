@@ -72,5 +72,6 @@ def test_callback_config_round_trips() -> None:
 def test_the_kernel_has_the_declared_entry_point(kernel_package: ModuleType) -> None:
     kernel = importlib.import_module("rlm_kernel.kernel")
     assert callable(getattr(kernel.RLMKernel, protocol.LOAD_CONTEXT))
-    with pytest.raises(ValueError, match="unknown context format"):
-        protocol.load_context_code("/x", "pickle")
+    assert protocol.load_context_code("t0k'en") == (
+        f'get_ipython().kernel.{protocol.LOAD_CONTEXT}("t0k\'en")'
+    )

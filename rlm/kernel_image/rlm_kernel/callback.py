@@ -89,18 +89,18 @@ class CallbackClient:
         """Send one request and wait for its reply; raise LLMQueryError on failure or timeout."""
         return self._call(kind, body, None)
 
-    def call_for_fd(self, kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """`call` for a reply that carries one file descriptor, which the caller closes."""
+    def call_for_fd(self, kind: str, body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """`call` for a reply that may carry a file descriptor, which the caller closes."""
         fds: list[int] = []
         try:
             reply = self._call(kind, body, fds)
-            if len(fds) != 1:
-                raise LLMQueryError(f"{kind}: the reply carried {len(fds)} descriptors, not 1")
+            if len(fds) > 1:
+                raise LLMQueryError(f"{kind}: the reply carried {len(fds)} descriptors")
         except BaseException:
             for fd in fds:
                 os.close(fd)
             raise
-        return reply, fds[0]
+        return reply, fds[0] if fds else None
 
     def _call(self, kind: str, body: dict[str, Any], fds: list[int] | None) -> dict[str, Any]:
         connection = self._connection()

@@ -295,6 +295,6 @@ class RLMKernel(IPythonKernel):
         )
         return self._after_cell(reply)
 
-    def rlm_load_context(self, token: str, fmt: str) -> None:
+    def rlm_load_context(self, token: str) -> None:
         """protocol.LOAD_CONTEXT: replace CONTEXT with the one the host offers (pooled kernels)."""
-        self.runtime.load_offered_context(token, fmt)
+        self.runtime.load_offered_context(token)

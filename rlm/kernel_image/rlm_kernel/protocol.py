@@ -33,7 +33,8 @@ class Env:
     CALLBACK_FILE = "RLM_CALLBACK_FILE"
     CALLBACK_ENDPOINT = "RLM_CALLBACK_ENDPOINT"  # the path of the callback unix socket
     CONTEXT_FILE = "RLM_CONTEXT_FILE"
-    CONTEXT_FORMAT = "RLM_CONTEXT_FORMAT"
+    CONTEXT_FORMAT = "RLM_CONTEXT_FORMAT"  # of CONTEXT_FILE, when no token is given
+    CONTEXT_TOKEN = "RLM_CONTEXT_TOKEN"  # ask the callback channel (CONTEXT_FD) at boot
     RLIMIT_AS = "RLM_RLIMIT_AS"
     RLIMIT_NPROC = "RLM_RLIMIT_NPROC"
 
@@ -56,8 +57,10 @@ RICH_DISPLAY_LIMIT = 16_000_000
 
 LLM_QUERY = "llm_query"
 LLM_QUERY_BATCHED = "llm_query_batched"
-# {"token": str}: the context the host offered under `token` (load_context_code). The reply
-# carries it as a sealed memfd (SCM_RIGHTS), once: no file, no copy over the socket.
+# {"token": str}: the context the host offers under `token` (Env.CONTEXT_TOKEN at start,
+# load_context_code later). The reply, {"format": ...}, carries it as a sealed memfd
+# (SCM_RIGHTS): no file, no copy over the socket; a reply without one means the mounted
+# file (Env.CONTEXT_FILE). Each offer is taken once.
 CONTEXT_FD = "context_fd"
 
 
@@ -187,11 +190,9 @@ REPLY_RESTORED = "restored"  # list[str]: reserved names user code rebound, now 
 
 LOAD_CONTEXT = "rlm_load_context"
 """Method of the running kernel object that replaces CONTEXT with the one the host offers
-under a token on the callback channel: (token, format)."""
+under a token on the callback channel: (token)."""
 
 
-def load_context_code(token: str, fmt: str) -> str:
+def load_context_code(token: str) -> str:
     """The code the host executes to call the kernel's LOAD_CONTEXT entry point."""
-    if fmt not in CONTEXT_FORMATS:
-        raise ValueError(f"unknown context format {fmt!r}")
-    return f"get_ipython().kernel.{LOAD_CONTEXT}({token!r}, {fmt!r})"
+    return f"get_ipython().kernel.{LOAD_CONTEXT}({token!r})"

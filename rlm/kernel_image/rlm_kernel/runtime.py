@@ -18,7 +18,6 @@ None is refused: FINAL(None) is almost always FINAL(print(...)) or a missing ret
 from __future__ import annotations
 
 import collections
-import fcntl
 import itertools
 import json
 import math
@@ -26,49 +25,47 @@ import mmap
 import os
 import re
 import sys
-import time
 from typing import Any
 
 from rlm_kernel import dialects, protocol
 from rlm_kernel.callback import CallbackClient, LLMQueryError
 from rlm_kernel.protocol import Env
 
-# How long the kernel waits for the host to finish writing a context file.
-CONTEXT_WRITE_WAIT = 120.0
-
 
 def load_context(path: str, fmt: str) -> Any:
-    """The context in the file the host mounted (or is still writing)."""
+    """The context in a file mounted read-only (the user's own)."""
     with open(path, "rb") as f:
-        _wait_until_written(f.fileno(), path)
         return decode_context(f.fileno(), fmt)
 
 
+def offered_context(client: CallbackClient | None, token: str, path: str | None) -> Any:
+    """The context the host offers under `token`: a sealed memfd attached to its reply, or
+    (when the reply brings none) the mounted file at `path`."""
+    if client is None:
+        raise RuntimeError("the host offers the context on the callback channel: it has none")
+    reply, fd = client.call_for_fd(protocol.CONTEXT_FD, {"token": token})
+    try:
+        fmt = reply.get("format")
+        if fmt not in protocol.CONTEXT_FORMATS:
+            raise ValueError(f"unknown context format {fmt!r}")
+        if fd is not None:
+            return decode_context(fd, fmt)
+        if not path:
+            raise RuntimeError("the host offered no context and no file holds one")
+        return load_context(path, fmt)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def decode_context(fd: int, fmt: str) -> Any:
-    # Decoding straight from a mapping of the file avoids holding the bytes and the str
-    # at once: the page cache is reclaimable, a bytes copy is not.
+    # Decoding straight from a mapping avoids holding the bytes and the str at once.
     if os.fstat(fd).st_size == 0:
         text = ""
     else:
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
             text = str(mapped, "utf-8")
     return json.loads(text) if fmt == "json" else text
-
-
-def _wait_until_written(fd: int, path: str) -> None:
-    """The host holds an exclusive lock on a context file while it writes it (it starts
-    the kernel meanwhile): a shared one is granted once the write is done."""
-    deadline = time.monotonic() + CONTEXT_WRITE_WAIT
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the host did not finish writing {path} within {CONTEXT_WRITE_WAIT:g} s"
-                ) from None
-            time.sleep(0.001)
 
 
 def format_answer(value: Any) -> str:
@@ -108,15 +105,19 @@ class Runtime:
 
     @classmethod
     def from_environment(cls) -> Runtime:
-        path = os.environ.get(Env.CONTEXT_FILE)
-        fmt = os.environ.get(Env.CONTEXT_FORMAT, protocol.DEFAULT_CONTEXT_FORMAT)
-        context = load_context(path, fmt) if path else ""
         callback_file = os.environ.get(Env.CALLBACK_FILE)
         timeout = float(os.environ.get(Env.CALLBACK_TIMEOUT, protocol.DEFAULT_CALLBACK_TIMEOUT))
         endpoint = os.environ.get(Env.CALLBACK_ENDPOINT, "")
         client = (
             CallbackClient.from_file(callback_file, endpoint, timeout) if callback_file else None
         )
+        token = os.environ.get(Env.CONTEXT_TOKEN)
+        path = os.environ.get(Env.CONTEXT_FILE)
+        fmt = os.environ.get(Env.CONTEXT_FORMAT, protocol.DEFAULT_CONTEXT_FORMAT)
+        if token:  # rlm's Sandbox: asked afresh at every (re)start
+            context = offered_context(client, token, path)
+        else:  # kernels other tools start: their file, if any
+            context = load_context(path, fmt) if path else ""
         return cls(context, client)
 
     def install(self, namespace: dict[str, Any]) -> None:
@@ -248,14 +249,10 @@ class Runtime:
         self._namespace["CONTEXT"] = self._namespace["context"] = value
         self._namespace.update(dict.fromkeys(dialects.CONTEXT_ALIASES, value))
 
-    def load_offered_context(self, token: str, fmt: str) -> None:
+    def load_offered_context(self, token: str) -> None:
         """Replace CONTEXT with the one the host offers under `token` (how a pooled kernel
-        gets its data): a sealed memfd that comes with the callback channel's reply."""
-        _, fd = self._require_client().call_for_fd(protocol.CONTEXT_FD, {"token": token})
-        try:
-            self.set_context(decode_context(fd, fmt))
-        finally:
-            os.close(fd)
+        gets its data)."""
+        self.set_context(offered_context(self._require_client(), token, None))
 
     def _require_client(self) -> CallbackClient:
         if self._client is None:
