@@ -95,7 +95,7 @@ class SandboxPool:
             sandbox = self._ready.pop()
             try:
                 sandbox.set_llm_handler(llm_handler)
-                await sandbox.load_serialized(data, fmt)
+                await sandbox.load_context(context, (data, fmt))
             except (SandboxError, OSError) as exc:
                 log.warning("discarding a pooled sandbox: %s", exc)
                 await sandbox.close(background=True)

@@ -77,6 +77,7 @@ class _Placement:
     file: Path | None
     fmt: str
     size: int = 0
+    data: str | bytes | None = None  # the serialized context, for the first write
 
 
 async def _no_llm_handler(request: LLMRequest) -> str:
@@ -114,8 +115,10 @@ class Sandbox:
         self._channels: KernelChannels | None = None
         self._materializing: asyncio.Future[Exception | None] | None = None
         # What the kernel is to hold, asked for at every (re)start under `_context_token`:
-        # the serialized context (the start's or the last load's), or None for its file.
-        self._kernel_context: tuple[str | bytes | None, str] = (None, "text")
+        # the start's context or the last one loaded (a restart serializes it afresh, so
+        # no serialized copy is kept), or None for the file it mounts (`_file_format`).
+        self._kernel_context: Context | None = None
+        self._file_format = "text"
         self._context_token = secrets.token_hex(16)
         self._writes: set[asyncio.Future[int]] = set()
         # Set once the kernel's container runs, or the start ends without one.
@@ -165,7 +168,7 @@ class Sandbox:
             max_in_flight=self.limits.callback_in_flight,
         )
         await self._callbacks.start()
-        writing = self._offer_context()
+        writing = self._offer_context(placement.data)
         config: dict[str, Any] = {
             "run_dir": str(run_dir.path),
             "context_file": str(placement.file) if placement.file else "",
@@ -273,42 +276,44 @@ class Sandbox:
         """A file is mounted (and returned if not checked yet); anything else is serialized
         here and written for the kernel once its container runs (`_offer_context`)."""
         if self._context_file is not None:
-            fmt = "json" if self._context_file.suffix == ".json" else "text"
-            self._kernel_context = (None, fmt)
-            placed.set_result(_Placement(self._shareable(self._context_file, fmt), fmt))
+            self._file_format = "json" if self._context_file.suffix == ".json" else "text"
+            path = self._shareable(self._context_file, self._file_format)
+            placed.set_result(_Placement(path, self._file_format))
             return self._context_file
         if isinstance(self._context, ContextFile):
-            self._kernel_context = (None, "text")
             placed.set_result(_Placement(self._shareable(self._context.path, "text"), "text"))
             return None if self._context.checked else self._context.path
-        text, fmt = serialize(self._context) if self._context is not None else ("", "text")
+        self._kernel_context = "" if self._context is None else self._context
+        text, fmt = serialize(self._kernel_context)
         # Its size in bytes sizes the container's memory limit: an ASCII str (all JSON rlm
         # writes is) needs no encoding to know it.
         data: str | bytes = text if text.isascii() else text.encode("utf-8", "surrogatepass")
-        self._kernel_context = (data, fmt)
-        placed.set_result(_Placement(None, fmt, len(data)))
+        placed.set_result(_Placement(None, fmt, len(data), data))
         return None
 
-    def _offer_context(self) -> asyncio.Future[int] | None:
-        """Offer the kernel its context under the start token, for its next boot: the
-        serialized one in a memfd written once the container runs (returned), or its file."""
+    def _offer_context(self, data: str | bytes | None = None) -> asyncio.Future[int] | None:
+        """Offer the kernel its context under the start token, for its next boot: in a
+        memfd written once the container runs (returned; from `data`, if the caller has
+        serialized it already), or its mounted file."""
         assert self._callbacks is not None
-        data, fmt = self._kernel_context
-        if data is None:
-            self._callbacks.offer(self._context_token, fmt, None)
+        context = self._kernel_context
+        if context is None:
+            self._callbacks.offer(self._context_token, self._file_format, None)
             return None
-        writing = asyncio.ensure_future(self._seal_once_launched(data))
+        writing = asyncio.ensure_future(self._seal_once_launched(context, data))
         self._writes.add(writing)
         writing.add_done_callback(self._writes.discard)
-        self._callbacks.offer(self._context_token, fmt, writing)
+        self._callbacks.offer(self._context_token, context_format(context), writing)
         return writing
 
-    async def _seal_once_launched(self, data: str | bytes) -> int:
+    async def _seal_once_launched(self, context: Context, data: str | bytes | None) -> int:
         # Written while the kernel boots, not while the engine creates its container: on 2
         # cores the write (100 MB: ~40 ms) slowed the create by 25-55 ms, while a booting
         # kernel leaves a core free. 100 MB beyond an empty start, in turns: 61 against 105 ms.
         await self._launched.wait()
-        return await asyncio.to_thread(sealed_copy, data)
+        return await asyncio.to_thread(
+            lambda: sealed_copy(serialize(context)[0] if data is None else data)
+        )
 
     def _shareable(self, path: Path, fmt: str) -> Path:
         """`path` if the kernel can read it where it lies (it is then mounted read-only),
@@ -404,12 +409,12 @@ class Sandbox:
         if self._callbacks is not None:
             self._callbacks.handler = handler
 
-    async def load_context(self, context: Context) -> None:
-        """Replace CONTEXT in the running kernel: a sealed memfd it maps, never over ZMQ."""
-        await self.load_serialized(*serialize(context))
-
-    async def load_serialized(self, data: str, fmt: str) -> None:
-        """`load_context` for a context already put through `serialize`."""
+    async def load_context(
+        self, context: Context, serialized: tuple[str, str] | None = None
+    ) -> None:
+        """Replace CONTEXT in the running kernel: a sealed memfd it maps, never over ZMQ.
+        `serialized` is `serialize(context)`, if the caller has it already."""
+        data, fmt = serialized or serialize(context)
         if self._callbacks is None or self._manager is None or self.closed:
             raise SandboxError("the sandbox is not running")
         # Written on a thread while the kernel is told to load it: the kernel's request for
@@ -426,7 +431,7 @@ class Sandbox:
             raise SandboxError(f"could not hand the context to the kernel: {failed}") from failed
         if result.error is not None:
             raise SandboxError(f"the kernel could not load the context: {result.error.value}")
-        self._kernel_context = (data, fmt)  # what a restart brings back
+        self._kernel_context = context  # what a restart brings back
 
     # --- running code ------------------------------------------------------------------
 
@@ -668,11 +673,16 @@ def _raise_fd_limit() -> None:
 
 
 def serialize(context: Context) -> tuple[str, str]:
-    """The context as file text, and the format the kernel decodes it with."""
+    """The context as text, and the format the kernel decodes it with."""
+    fmt = context_format(context)
+    return (context if isinstance(context, str) else json.dumps(context)), fmt
+
+
+def context_format(context: Context) -> str:
     if isinstance(context, str):
-        return context, "text"
+        return "text"
     if isinstance(context, list | dict):
-        return json.dumps(context), "json"
+        return "json"
     if isinstance(context, ContextFile):
         raise TypeError("a ContextFile is mounted when its sandbox starts, not loaded later")
     raise TypeError(f"context must be a str, list or dict, not {type(context).__name__}")
