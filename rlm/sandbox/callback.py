@@ -25,7 +25,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from rlm.errors import RequestsRefused
 from rlm.kernel_image.rlm_kernel import protocol
@@ -311,7 +311,9 @@ class _Connection(asyncio.Protocol):
         self._writing_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not an isinstance check: uvloop's transports (Ray's workers run uvloop) are
+        # transports without being asyncio.Transport instances.
+        transport = cast(asyncio.Transport, transport)
         server = self._server
         if len(server._connections) >= server.max_connections:
             server._reject(f"over {server.max_connections} connections at once")

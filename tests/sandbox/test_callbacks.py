@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import uvloop
 
 from rlm.kernel_image.rlm_kernel.protocol import FRAME_HEADER, SIGNATURE_BYTES, Signer
 from rlm.sandbox import LLMRequest
@@ -303,3 +304,18 @@ async def test_the_host_gives_up_on_a_request_at_its_deadline(tmp_path: Path) ->
     finally:
         await server.close()
     assert stuck.cancelled.is_set() and not stuck.answered
+
+
+def test_the_channel_works_on_uvloop() -> None:
+    """Ray's workers run their event loop on uvloop, whose transports are not
+    asyncio.Transport instances: the kernel's context and llm_query must still go through."""
+
+    async def run() -> tuple[str, str]:
+        async with Sandbox(["started"], runtime="local", llm_handler=RecordingHandler()) as box:
+            started = (await box.execute("print(CONTEXT[0])")).stdout
+            await box.load_context("loaded")
+            asked = await box.execute("print(CONTEXT, llm_query('hi'))")
+        assert asked.error is None, asked.error
+        return started, asked.stdout
+
+    assert uvloop.run(run()) == ("started\n", "loaded answer to hi\n")
