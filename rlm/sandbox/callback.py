@@ -107,18 +107,32 @@ class CallbackServer:
         return str(self.run_dir.callback_socket)
 
     async def start(self) -> None:
-        path = self.run_dir.callback_socket
-        loop = asyncio.get_running_loop()
-        self._starter = EagerStarter(loop)
-        self._server = await loop.create_unix_server(lambda: _Connection(self), str(path))
-        # A rootful engine runs the kernel under the image's uid: it must be able to connect.
-        # Only that uid and ours can reach this directory.
-        path.chmod(0o666)
+        self._starter = EagerStarter(asyncio.get_running_loop())
+        await self._listen()
         # Readable by the kernel through a read-only mount; its directory is private.
         key_file = self.run_dir.callback_key_file
         config = CallbackConfig(self.key.decode(), self.max_message_bytes, self.max_batch_prompts)
         key_file.write_text(config.to_json())
         key_file.chmod(0o644)
+
+    async def listen_again(self) -> None:
+        """Listen afresh (before a kernel restarts): the kernel may have removed or replaced
+        the socket in its own directory, and the next kernel must reach the host, which it
+        asks for its context as it boots."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        # The old kernel is dead: nothing replaces the path between the unlink and the bind.
+        self.run_dir.callback_socket.unlink(missing_ok=True)  # a link goes, never followed
+        await self._listen()
+
+    async def _listen(self) -> None:
+        path = self.run_dir.callback_socket
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _Connection(self), str(path))
+        # A rootful engine runs the kernel under the image's uid: it must be able to connect.
+        # Only that uid and ours can reach this directory.
+        path.chmod(0o666)
 
     def offer(self, token: str, fmt: str, fd: asyncio.Future[int] | None) -> None:
         """Give the kernel the memfd `fd` resolves to (None: its mounted file), in format

@@ -557,6 +557,8 @@ class Sandbox:
             # restart, over a control connection that may be the one that dropped.
             await self._manager.suspend_relay()
             await self._provisioner().kill(restart=True)
+            assert self._callbacks is not None
+            await self._callbacks.listen_again()
             self._offer_context()  # the new kernel asks for it again
             await asyncio.wait_for(
                 self._manager.restart_kernel(now=True), self.limits.start_timeout
