@@ -130,9 +130,12 @@ class CallbackServer:
         path = self.run_dir.callback_socket
         loop = asyncio.get_running_loop()
         self._server = await loop.create_unix_server(lambda: _Connection(self), str(path))
-        # A rootful engine runs the kernel under the image's uid: it must be able to connect.
-        # Only that uid and ours can reach this directory.
-        path.chmod(0o666)
+        if os.getuid() == 0:
+            # A rootful engine runs the kernel under the image's uid: it must be able to
+            # connect. Only that uid and ours can reach this directory, which that kernel
+            # cannot write to (sealed), so the path is still our socket. Anywhere else the
+            # kernel runs as our uid and needs no chmod, which would follow a link.
+            path.chmod(0o666)
 
     def offer(self, token: str, fmt: str, fd: asyncio.Future[int] | None) -> None:
         """Give the kernel the memfd `fd` resolves to (None: its mounted file), in format
@@ -227,7 +230,7 @@ class CallbackServer:
             return
         try:
             if not connection.send_with_fd(self._signer.pack(reply), attach):
-                error = "the connection had unsent replies; ask for the context on a fresh one"
+                error = "the host could not send the context on this connection"
                 reply = {"status": "error", "error": error, "re": message.get("id")}
                 connection.send(self._signer.pack(reply))
         finally:

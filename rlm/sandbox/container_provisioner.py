@@ -278,6 +278,9 @@ class ContainerProvisioner(RlmProvisioner):
     async def kill(self, restart: bool = False) -> None:
         # Removing with force kills too, in one engine call instead of kill, poll, remove.
         await self._remove_container()
+        if restart and self.container is not None:
+            # Its successor would share its directory and callback channel with it.
+            raise RuntimeError("the engine did not remove the old kernel's container")
 
     async def terminate(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGTERM)

@@ -28,8 +28,9 @@ SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_S
 
 
 def sealed_copy(data: str | bytes) -> int:
-    """A memfd holding `data` in UTF-8, sealed: whoever gets it can neither change nor
-    grow it (the kernel it goes to is untrusted, and its pages are charged to the host)."""
+    """A read-only descriptor of a memfd holding `data` in UTF-8, sealed: whoever gets it
+    can neither change nor grow it, even by reopening it for writing (the kernel it goes
+    to is untrusted, and its pages are charged to the host)."""
     fd = os.memfd_create("rlm-context", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         with _utf8_view(data) as view:  # `data` keeps a str alive while its view is used
@@ -37,10 +38,12 @@ def sealed_copy(data: str | bytes) -> int:
             while written < len(view):
                 written += os.write(fd, view[written:])
         fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
-    except BaseException:
+        # Read-only, not the memfd's own read-write descriptor: Linux before 6.7 refuses
+        # a shared mapping of a write-sealed memfd through a writable descriptor, even a
+        # read-only mapping (the kernel maps it so).
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
         os.close(fd)
-        raise
-    return fd
 
 
 def _utf8_view(data: str | bytes) -> memoryview:

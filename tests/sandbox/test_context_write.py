@@ -7,12 +7,13 @@ import fcntl
 import json
 import mmap
 import os
-import time
+import threading
 
 import pytest
 
 from rlm.errors import SandboxError
 from rlm.sandbox import sandbox as sandbox_module
+from rlm.sandbox.callback import CallbackServer
 from rlm.sandbox.context_write import SEALS, sealed_copy
 from rlm.sandbox.pool import SandboxPool
 from rlm.sandbox.rundir import base_dir
@@ -26,22 +27,28 @@ UNICODE = "caf\u00e9 \U0001f600 \ud800 end"  # a lone surrogate is written as it
 @pytest.mark.parametrize("text", [ASCII, UNICODE, ""])
 def test_a_sealed_copy_holds_the_text_and_can_only_be_read(text: str) -> None:
     fd = sealed_copy(text)
+    # What a kernel holding it might try: reopen it for writing, then write, grow, shrink,
+    # map it writable or unseal it.
+    writable = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
     try:
         assert os.pread(fd, len(text) * 4 + 1, 0) == text.encode("utf-8", "surrogatepass")
+        assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
         assert fcntl.fcntl(fd, fcntl.F_GET_SEALS) == SEALS
-        # What a kernel holding it might try: write, grow, shrink, map writable, unseal.
         with pytest.raises(PermissionError):
-            os.pwrite(fd, b"x", 0)
+            os.pwrite(writable, b"x", 0)
         with pytest.raises(PermissionError):
-            os.ftruncate(fd, len(text) + 4096)
+            os.ftruncate(writable, len(text) + 4096)
         if text:
             with pytest.raises(PermissionError):
-                os.ftruncate(fd, 0)
+                os.ftruncate(writable, 0)
             with pytest.raises(PermissionError):
-                mmap.mmap(fd, 0, access=mmap.ACCESS_WRITE)
+                mmap.mmap(writable, 0, access=mmap.ACCESS_WRITE)
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:  # as the kernel maps it
+                assert mapped[:4] == text.encode("utf-8", "surrogatepass")[:4]
         with pytest.raises(PermissionError):
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, 0)
+            fcntl.fcntl(writable, fcntl.F_ADD_SEALS, 0)
     finally:
+        os.close(writable)
         os.close(fd)
 
 
@@ -62,11 +69,18 @@ async def test_a_kernel_that_asks_before_its_context_is_written_gets_all_of_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     text = "0123456789abcdef" * 1_000_000 + "end"
+    asked = threading.Event()
+    take_offer = CallbackServer._take_offer
+
+    async def noting(server: CallbackServer, token: object) -> tuple[str, int | None]:
+        asked.set()
+        return await take_offer(server, token)
 
     def late_copy(data: str | bytes) -> int:
-        time.sleep(1.0)  # the kernel boots in less: its request waits for the write
-        return sealed_copy(data)
+        assert asked.wait(60), "the kernel never asked for its context"
+        return sealed_copy(data)  # written only once the kernel waits for it
 
+    monkeypatch.setattr(CallbackServer, "_take_offer", noting)
     monkeypatch.setattr(sandbox_module, "sealed_copy", late_copy)
     async with Sandbox(text) as box:
         result = await box.execute("print(len(CONTEXT), CONTEXT[-3:])")

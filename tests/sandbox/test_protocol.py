@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import os
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -75,3 +81,67 @@ def test_the_kernel_has_the_declared_entry_point(kernel_package: ModuleType) -> 
     assert protocol.load_context_code("t0k'en") == (
         f'get_ipython().kernel.{protocol.LOAD_CONTEXT}("t0k\'en")'
     )
+
+
+def _fake_host(path: Path, key: str, answer: bool) -> threading.Thread:
+    """A host that takes one request and answers it with a pipe's read end attached, or
+    never answers."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+
+    def serve() -> None:
+        kernel_protocol = importlib.import_module("rlm_kernel.protocol")
+        connection, _ = listener.accept()
+        reader = kernel_protocol.FrameReader()
+        while (body := reader.next()) is None:
+            reader.feed(connection.recv(1 << 16))
+        request = kernel_protocol.Signer(key.encode()).unpack(body)
+        if answer:
+            read_end, write_end = os.pipe()
+            os.write(write_end, b"attached")
+            reply = {"status": "ok", "format": "text", "re": request["id"]}
+            socket.send_fds(
+                connection, [kernel_protocol.Signer(key.encode()).pack(reply)], [read_end]
+            )
+            os.close(read_end)
+            os.close(write_end)
+        else:
+            time.sleep(3)
+        connection.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_descriptor_comes_with_its_reply_closed_on_exec(
+    kernel_package: ModuleType, tmp_path: Path
+) -> None:
+    callback = importlib.import_module("rlm_kernel.callback")
+    config = protocol.CallbackConfig("k" * 64, 1 << 20, 8)
+    host = _fake_host(tmp_path / "callback", config.key, answer=True)
+    client = callback.CallbackClient(str(tmp_path / "callback"), config, timeout=10.0)
+    reply, fd = client.call_for_fd(protocol.CONTEXT_FD, {"token": "t"})
+    try:
+        assert reply["format"] == "text" and fd is not None
+        assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+        assert os.read(fd, 100) == b"attached"
+    finally:
+        os.close(fd)
+    host.join(10)
+
+
+def test_a_request_for_a_descriptor_waits_out_its_timeout_once(
+    kernel_package: ModuleType, tmp_path: Path
+) -> None:
+    callback = importlib.import_module("rlm_kernel.callback")
+    config = protocol.CallbackConfig("k" * 64, 1 << 20, 8)
+    _fake_host(tmp_path / "callback", config.key, answer=False)
+    client = callback.CallbackClient(str(tmp_path / "callback"), config, timeout=1.0)
+    started = time.monotonic()
+    with pytest.raises(callback.LLMQueryError, match="no answer from the host in 1 s"):
+        client.call_for_fd(protocol.CONTEXT_FD, {"token": "t"})
+    # Twice the timeout when the receive ignored MSG_DONTWAIT (socket.recv_fds drops flags).
+    assert time.monotonic() - started < 1.9

@@ -188,23 +188,26 @@ async def test_partial_frames_together_are_capped(box: Sandbox) -> None:
 
 
 # Hostile code that gets between the kernel's runtime and the memfd a load hands over, and
-# tries to change it before the runtime reads it.
+# tries to change it before the runtime reads it, through a descriptor reopened for writing.
 TAMPER = """
-import errno, os
+import errno, fcntl, os
 import rlm_kernel.runtime as _runtime
 _decode, tampered = _runtime.decode_context, {}
 def _tamper(fd, fmt):
+    tampered["mode"] = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+    w = os.open(f"/proc/self/fd/{fd}", os.O_RDWR)
     for name, attempt in (
-        ("write", lambda: os.pwrite(fd, b"forged", 0)),
-        ("grow", lambda: os.ftruncate(fd, 1 << 30)),
-        ("shrink", lambda: os.ftruncate(fd, 0)),
-        ("unseal", lambda: __import__("fcntl").fcntl(fd, 1033, 0)),
+        ("write", lambda: os.pwrite(w, b"forged", 0)),
+        ("grow", lambda: os.ftruncate(w, 1 << 30)),
+        ("shrink", lambda: os.ftruncate(w, 0)),
+        ("unseal", lambda: fcntl.fcntl(w, 1033, 0)),
     ):
         try:
             attempt()
             tampered[name] = "ok"
         except OSError as exc:
             tampered[name] = errno.errorcode[exc.errno]
+    os.close(w)
     return _decode(fd, fmt)
 _runtime.decode_context = _tamper
 """
@@ -213,14 +216,14 @@ _runtime.decode_context = _tamper
 async def test_a_loaded_context_cannot_be_changed_or_taken_twice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The load's token, known here, is what hostile code would replay to take it again.
-    monkeypatch.setattr("rlm.sandbox.sandbox.secrets.token_hex", lambda n: "known-token")
     async with Sandbox("start", llm_handler=RecordingHandler()) as sandbox:
         assert (await sandbox.execute(TAMPER)).ok
-        await sandbox.load_context("a pooled run's document")
-        assert await output(sandbox, "print(tampered)") == str(
-            dict.fromkeys(("write", "grow", "shrink", "unseal"), "EPERM")
-        )
+        # The load's token, known here, is what hostile code would replay to take it again.
+        with monkeypatch.context() as patch:
+            patch.setattr("rlm.sandbox.sandbox.secrets.token_hex", lambda n: "known-token")
+            await sandbox.load_context("a pooled run's document")
+        denied = dict.fromkeys(("write", "grow", "shrink", "unseal"), "EPERM")
+        assert await output(sandbox, "print(tampered)") == str({"mode": True, **denied})
         assert await output(sandbox, "print(CONTEXT)") == "a pooled run's document"
         again = await output(
             sandbox,

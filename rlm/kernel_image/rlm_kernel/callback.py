@@ -8,6 +8,7 @@ round trip wakes one thread on each side and nothing else.
 
 from __future__ import annotations
 
+import array
 import itertools
 import os
 import socket
@@ -26,6 +27,7 @@ from rlm_kernel.protocol import CallbackConfig, FrameReader, Signer
 # (pinned: 0.093-0.113 against 0.053-0.055 ms on one core). The host answers a zero-latency
 # sub-call within this; a model that takes longer costs the caller this much CPU once.
 SPIN_S = 200e-6
+FD_BYTES = array.array("i").itemsize
 
 
 class LLMQueryError(RuntimeError):
@@ -165,6 +167,11 @@ def _receive(sock: socket.socket, fds: list[int] | None) -> bytes:
 def _recv(sock: socket.socket, flags: int, fds: list[int] | None) -> bytes:
     if fds is None:
         return sock.recv(1 << 16, flags)
-    data, received, _, _ = socket.recv_fds(sock, 1 << 16, 1, flags | socket.MSG_CMSG_CLOEXEC)
-    fds.extend(received)
+    # Not socket.recv_fds: it drops `flags` (CPython issue 107898), and so MSG_DONTWAIT.
+    data, ancillary, _, _ = sock.recvmsg(
+        1 << 16, socket.CMSG_SPACE(FD_BYTES), flags | socket.MSG_CMSG_CLOEXEC
+    )
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.extend(array.array("i", payload[: len(payload) - len(payload) % FD_BYTES]))
     return data
