@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from rlm.errors import ContextFileError, ImageNotFoundError, NotUtf8Error, SandboxError
+from rlm.errors import (
+    ContextFileError,
+    ImageNotFoundError,
+    KernelDiedError,
+    NotUtf8Error,
+    SandboxError,
+)
+from rlm.sandbox import removals
 from rlm.sandbox.context_file import ContextFile
 from rlm.sandbox.engine import get_engine
 from rlm.sandbox.limits import SandboxLimits
@@ -357,3 +364,14 @@ async def test_close_finishes_before_a_cancelled_caller_returns() -> None:
         await closing
     assert container_id not in our_containers()
     assert run_dir is not None and not run_dir.exists()
+
+
+async def test_a_restart_fails_while_the_engine_keeps_the_old_kernel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two kernels would share one directory and callback channel: no restart then."""
+    async with Sandbox("x") as box:
+        with monkeypatch.context() as patch:
+            patch.setattr(removals, "remove_container", lambda container: False)
+            with pytest.raises(KernelDiedError, match="did not remove the old kernel"):
+                await box.execute("import os; os._exit(1)")
