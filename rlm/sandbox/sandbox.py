@@ -76,8 +76,11 @@ class _Placement:
 
     file: Path | None
     fmt: str
-    size: int = 0
     data: str | bytes | None = None  # the serialized context, for the first write
+
+    @property
+    def size(self) -> int:
+        return 0 if self.data is None else len(self.data)
 
 
 async def _no_llm_handler(request: LLMRequest) -> str:
@@ -288,28 +291,34 @@ class Sandbox:
         # Its size in bytes sizes the container's memory limit: an ASCII str (all JSON rlm
         # writes is) needs no encoding to know it.
         data: str | bytes = text if text.isascii() else text.encode("utf-8", "surrogatepass")
-        placed.set_result(_Placement(None, fmt, len(data), data))
+        placed.set_result(_Placement(None, fmt, data))
         return None
 
     def _offer_context(self, data: str | bytes | None = None) -> asyncio.Future[int] | None:
         """Offer the kernel its context under the start token, for its next boot: in a
-        memfd written once the container runs (returned; from `data`, if the caller has
-        serialized it already), or its mounted file."""
+        memfd (returned; from `data`, if the caller has serialized it already), or its
+        mounted file."""
         assert self._callbacks is not None
-        context = self._kernel_context
-        if context is None:
+        if self._kernel_context is None:
             self._callbacks.offer(self._context_token, self._file_format, None)
             return None
+        return self._offer(self._context_token, self._kernel_context, data)
+
+    def _offer(self, token: str, context: Context, data: str | bytes | None) -> asyncio.Future[int]:
+        """Offer `context` under `token`, in a memfd written on a thread once the container
+        runs (from `data`, if serialized already); the callback server owns the memfd."""
+        assert self._callbacks is not None
         writing = asyncio.ensure_future(self._seal_once_launched(context, data))
         self._writes.add(writing)
         writing.add_done_callback(self._writes.discard)
-        self._callbacks.offer(self._context_token, context_format(context), writing)
+        self._callbacks.offer(token, context_format(context), writing)
         return writing
 
     async def _seal_once_launched(self, context: Context, data: str | bytes | None) -> int:
         # Written while the kernel boots, not while the engine creates its container: on 2
-        # cores the write (100 MB: ~40 ms) slowed the create by 25-55 ms, while a booting
-        # kernel leaves a core free. 100 MB beyond an empty start, in turns: 61 against 105 ms.
+        # cores a write beside the engine's create and start slowed them by 25-55 ms, while
+        # a booting kernel leaves a core free (measured with the file this memfd replaced:
+        # 100 MB beyond an empty start, in turns, 61 against 105 ms).
         await self._launched.wait()
         return await asyncio.to_thread(
             lambda: sealed_copy(serialize(context)[0] if data is None else data)
@@ -414,14 +423,13 @@ class Sandbox:
     ) -> None:
         """Replace CONTEXT in the running kernel: a sealed memfd it maps, never over ZMQ.
         `serialized` is `serialize(context)`, if the caller has it already."""
-        data, fmt = serialized or serialize(context)
+        data = (serialized or serialize(context))[0]
         if self._callbacks is None or self._manager is None or self.closed:
             raise SandboxError("the sandbox is not running")
-        # Written on a thread while the kernel is told to load it: the kernel's request for
-        # it is answered once the write has ended (CallbackServer.offer).
-        writing = asyncio.ensure_future(asyncio.to_thread(sealed_copy, data))
+        # Written while the kernel is told to load it: the kernel's request for it is
+        # answered once the write has ended (CallbackServer.offer).
         token = secrets.token_hex(16)
-        self._callbacks.offer(token, fmt, writing)
+        writing = self._offer(token, context, data)
         try:
             result = await self.execute(protocol.load_context_code(token))
         finally:
